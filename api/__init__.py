@@ -1,0 +1,1 @@
+"""HTTP adapter for findling: a FastAPI app over the same SearchService as the CLI."""

@@ -1,0 +1,58 @@
+"""The FastAPI application factory. The model and index are loaded once, in lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import router
+from indexer.errors import IndexNotFoundError
+from indexer.service import SearchService, create_service
+from indexer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, service: SearchService | None = None) -> FastAPI:
+    """Build the app for ``settings`` (or a ready ``service``, as tests pass one)."""
+    settings = settings or Settings()
+    service = service or create_service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.embedder.load()
+        try:
+            service.load()
+        except IndexNotFoundError as exc:
+            # serve anyway: /health answers and /search says how to build the index
+            log.warning("%s", exc)
+        yield
+
+    app = FastAPI(
+        title="findling",
+        summary="Multilingual semantic search over German and English documents.",
+        description=(
+            "Ask a question in German or English and get the most similar sentences from the "
+            "indexed documents, each with its paragraph as context, its source file and exact "
+            "character offsets. An English question finds German text and vice versa."
+        ),
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("findling")
+    except PackageNotFoundError:
+        return "0+unknown"

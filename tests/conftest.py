@@ -1,0 +1,59 @@
+"""Shared fixtures: a small German/English corpus and a service on the hashing embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.embedder import HashingEmbedder
+from indexer.service import SearchService
+from indexer.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+GERMAN = """Der Rhein ist ein Fluss in Europa. Er fließt z. B. durch Köln und Düsseldorf.
+
+Am 3. Oktober feiert Deutschland den Tag der Deutschen Einheit. Dr. Müller hielt eine Rede.
+"""
+ENGLISH = """# Cooking notes
+
+Pasta should be cooked in salted water. Drain it while it is still firm.
+
+The oven must be preheated to 200 degrees. Bake the bread for 40 minutes.
+"""
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "rhein.txt").write_text(GERMAN, encoding="utf-8")
+    (folder / "sub" / "cooking.md").write_text(ENGLISH, encoding="utf-8")
+    (folder / "ignored.csv").write_text("a,b\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def service(index_dir: Path) -> SearchService:
+    return SearchService(index_dir, HashingEmbedder(256))
+
+
+@pytest.fixture
+def built(service: SearchService, corpus: Path) -> SearchService:
+    service.build([corpus])
+    return service
+
+
+@pytest.fixture
+def hashing_env(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> Settings:
+    """Environment for adapters (CLI, app) that build their own settings at the edge."""
+    monkeypatch.setenv("FINDLING_MODEL", "hashing")
+    monkeypatch.setenv("FINDLING_INDEX_DIR", str(index_dir))
+    return Settings()

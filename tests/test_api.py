@@ -1,0 +1,107 @@
+"""The HTTP API through TestClient (lifespan runs), on the hashing embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from indexer.service import SearchService
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    """Every error has one shape: {"error": {"code", "message", "hint", "details"}}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "hint", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(built: SearchService) -> Iterator[TestClient]:
+    with TestClient(create_app(service=built)) as test_client:
+        yield test_client
+
+
+def test_get_and_post_search_agree(client: TestClient) -> None:
+    got = client.get("/search", params={"q": "Bake the bread", "k": 2})
+    posted = client.post("/search", json={"query": "Bake the bread", "k": 2})
+    assert got.status_code == posted.status_code == 200
+    for response in (got, posted):
+        body = response.json()
+        assert set(body) == {"query", "results", "took_ms"}
+        assert body["results"][0]["text"] == "Bake the bread for 40 minutes."
+        assert len(body["results"]) == 2
+    assert got.json()["results"] == posted.json()["results"]
+
+
+def test_default_k(client: TestClient) -> None:
+    assert len(client.get("/search", params={"q": "Rhein"}).json()["results"]) == 5
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_empty_query_is_422(client: TestClient, query: str) -> None:
+    assert_error(client.get("/search", params={"q": query}), 422, "invalid_request")
+    assert_error(client.post("/search", json={"query": query}), 422, "invalid_request")
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "101", "99999999999", "abc"])
+def test_bad_k_is_422(client: TestClient, k: str) -> None:
+    assert_error(client.get("/search", params={"q": "Rhein", "k": k}), 422, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"k": 3}, {"query": 5}, {"query": "x", "k": "many"}, [], "not json"]
+)
+def test_malformed_bodies_are_422(client: TestClient, body: object) -> None:
+    error = assert_error(client.post("/search", json=body), 422, "invalid_request")
+    assert error["details"]
+
+
+def test_missing_q_is_422(client: TestClient) -> None:
+    assert_error(client.get("/search"), 422, "invalid_request")
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    assert_error(client.get("/nope"), 404, "not_found")
+    assert_error(client.delete("/search"), 405, "method_not_allowed")
+
+
+def test_health_info_and_docs(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    info = client.get("/info").json()
+    assert info["model"] == "hashing-256" and info["passages"] == 9
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    result = schema["components"]["schemas"]["SearchResult"]["properties"]
+    assert "cosine" in result["score"]["description"].lower()
+
+
+def test_without_index_the_server_runs_and_explains(tmp_path: Path) -> None:
+    from indexer.embedder import HashingEmbedder
+
+    service = SearchService(tmp_path / "index", HashingEmbedder(256))
+    with TestClient(create_app(service=service)) as client:
+        assert client.get("/health").status_code == 200
+        error = assert_error(client.get("/search", params={"q": "Rhein"}), 503, "index_not_found")
+        assert "findling index" in str(error["hint"])
+        assert_error(client.get("/info"), 503, "index_not_found")
+
+
+def test_unexpected_errors_keep_the_shape(
+    built: SearchService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(built, "search", boom)
+    with TestClient(create_app(service=built), raise_server_exceptions=False) as client:
+        error = assert_error(client.get("/search", params={"q": "x"}), 500, "internal_error")
+        assert "boom" not in str(error)

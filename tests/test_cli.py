@@ -1,0 +1,110 @@
+"""The CLI through typer's runner, on the hashing embedder (settings from the environment)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from indexer.cli import app
+from indexer.settings import Settings
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_index_search_info_json(hashing_env: Settings, corpus: Path) -> None:
+    code, out, _ = _run("index", str(corpus), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert (summary["documents"], summary["passages"], summary["model"]) == (2, 9, "hashing-256")
+
+    code, out, _ = _run("search", "Rhein Fluss Europa", "-k", "2", "--json")
+    assert code == 0
+    response = json.loads(out)
+    assert response["query"] == "Rhein Fluss Europa"
+    assert response["results"][0]["text"] == "Der Rhein ist ein Fluss in Europa."
+    assert set(response["results"][0]) >= {"text", "score", "context", "source", "start", "end"}
+    assert len(response["results"]) == 2
+
+    code, out, _ = _run("info", "--json")
+    assert code == 0 and json.loads(out)["passages"] == 9
+
+
+def test_human_output(hashing_env: Settings, corpus: Path) -> None:
+    code, out, _ = _run("index", str(corpus))
+    assert code == 0 and "indexed 2 document(s), 9 sentences" in out
+    code, out, _ = _run("search", "Pasta salted water")
+    assert code == 0 and "Pasta should be cooked in salted water." in out
+    code, out, _ = _run("info")
+    assert code == 0 and "hashing-256" in out
+
+
+def test_index_defaults_to_seeds(hashing_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    code, out, _ = _run("index", "--json")
+    assert code == 0 and json.loads(out)["passages"] == 19
+
+
+def test_non_utf8_file_is_skipped_with_a_warning(hashing_env: Settings, corpus: Path) -> None:
+    (corpus / "latin1.txt").write_bytes("Größe und Maß".encode("latin-1"))
+    code, out, err = _run("index", str(corpus), "--json")
+    assert code == 0
+    assert "skipped" in err and "latin1.txt" in err and "UTF-8" in err
+    assert json.loads(out)["documents"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("search", "Rhein"), "no index at"),
+        (("info",), "no index at"),
+        (("index", "does/not/exist"), "no such file or folder"),
+    ],
+)
+def test_errors_go_to_stderr_with_exit_1(
+    hashing_env: Settings, args: tuple[str, ...], message: str
+) -> None:
+    code, out, err = _run(*args)
+    assert code == 1
+    assert message in err and "hint:" in err
+    assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("", "-k", "3"), "the query is empty"), (("Rhein", "-k", "0"), "k must be between")],
+)
+def test_bad_search_arguments(
+    hashing_env: Settings, corpus: Path, args: tuple[str, ...], message: str
+) -> None:
+    assert _run("index", str(corpus))[0] == 0
+    code, _, err = _run("search", *args)
+    assert code == 1 and message in err
+
+
+def test_usage_error_exits_2(hashing_env: Settings) -> None:
+    assert _run("search", "Rhein", "-k", "many")[0] == 2
+
+
+def test_help_does_not_import_torch() -> None:
+    probe = (
+        "import sys\n"
+        "from indexer.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'faiss', 'fastapi')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -1,0 +1,119 @@
+"""Reading files and splitting them into sentences with exact offsets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.documents import (
+    paragraph_spans,
+    read_documents,
+    sentence_spans,
+    split_document,
+)
+from indexer.errors import SourceNotFoundError
+from tests.conftest import SEEDS
+
+
+def _sentences(text: str, language: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text, language)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Das ist z. B. ein Test. Dr. Müller kam am 3. Oktober nach Berlin.",
+            ["Das ist z. B. ein Test.", "Dr. Müller kam am 3. Oktober nach Berlin."],
+        ),
+        (
+            "Er sagte: „Ich komme. Wirklich.“ Dann ging er.",
+            ["Er sagte: „Ich komme. Wirklich.“", "Dann ging er."],
+        ),
+        (
+            "Am 1. Januar 2024 trat das Gesetz in Kraft. Die Firma u. a. war betroffen.",
+            ["Am 1. Januar 2024 trat das Gesetz in Kraft.", "Die Firma u. a. war betroffen."],
+        ),
+        (
+            "Der Bericht (vgl. S. 12 ff.) nennt 3 Mio. Euro. Nr. 5 ist wichtig!",
+            ["Der Bericht (vgl. S. 12 ff.) nennt 3 Mio. Euro.", "Nr. 5 ist wichtig!"],
+        ),
+    ],
+)
+def test_german_sentences(text: str, expected: list[str]) -> None:
+    assert _sentences(text, "de") == expected
+
+
+def test_english_sentences() -> None:
+    text = 'He met Dr. Smith at 5 p.m. on Jan. 3. "It is bad. Very bad," he said. Then he left.'
+    assert _sentences(text, "en") == [
+        "He met Dr. Smith at 5 p.m. on Jan. 3.",
+        '"It is bad. Very bad," he said.',
+        "Then he left.",
+    ]
+
+
+def test_paragraphs_by_blank_lines_and_markdown_headings() -> None:
+    text = "# Title\nFirst line\nstill first.\n\n\nSecond para.\n"
+    assert [text[s:e] for s, e in paragraph_spans(text)] == [
+        "# Title",
+        "First line\nstill first.",
+        "Second para.",
+    ]
+
+
+def test_one_paragraph_per_line_when_there_are_no_blank_lines() -> None:
+    text = "Erster Absatz. Noch ein Satz.\nZweiter Absatz.\r\nDritter.\n"
+    assert [text[s:e] for s, e in paragraph_spans(text)] == [
+        "Erster Absatz. Noch ein Satz.",
+        "Zweiter Absatz.",
+        "Dritter.",
+    ]
+
+
+def test_seed_article_offsets_are_exact() -> None:
+    documents = read_documents([SEEDS]).documents
+    assert len(documents) == 1
+    document = documents[0]
+    passages = split_document(document)
+    assert len(passages) == 19
+    assert document.language == "de"
+    for p in passages:
+        assert document.text[p.start : p.end] == p.text
+        assert p.paragraph_start <= p.start < p.end <= p.paragraph_end
+    quoted = [p.text for p in passages if p.text.startswith("„Im Hinblick")]
+    assert quoted and quoted[0].endswith("sagte Blinken.")  # a quote spanning two sentences
+
+
+def test_offsets_count_characters_after_a_bom(tmp_path: Path) -> None:
+    (tmp_path / "bom.txt").write_bytes("\ufeffÄrger über Öl. Zweiter Satz.".encode())
+    document = read_documents([tmp_path]).documents[0]
+    assert document.text.startswith("Ärger")
+    assert [p.text for p in split_document(document)] == ["Ärger über Öl.", "Zweiter Satz."]
+
+
+def test_invalid_utf8_and_empty_files_are_skipped_and_named(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Ein guter Satz.", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("Größe".encode("latin-1"))
+    (tmp_path / "empty.md").write_text("  \n", encoding="utf-8")
+    result = read_documents([tmp_path])
+    assert [d.id for d in result.documents] == ["good.txt"]
+    reasons = {Path(s.path).name: s.reason for s in result.skipped}
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert reasons["empty.md"] == "empty"
+
+
+def test_document_ids_are_relative_and_unique(corpus: Path) -> None:
+    ids = [d.id for d in read_documents([corpus, corpus / "rhein.txt"]).documents]
+    assert ids == ["rhein.txt", "sub/cooking.md"]  # the same file given twice is read once
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceNotFoundError, match="no such file or folder"):
+        read_documents([tmp_path / "missing"])
+
+
+def test_language_is_detected_per_document(corpus: Path) -> None:
+    languages = {d.id: d.language for d in read_documents([corpus]).documents}
+    assert languages == {"rhein.txt": "de", "sub/cooking.md": "en"}

@@ -1,0 +1,134 @@
+"""SearchService on the hashing embedder with the real store and real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from indexer.embedder import HashingEmbedder
+from indexer.errors import (
+    IndexCorruptError,
+    IndexNotFoundError,
+    InvalidRequestError,
+    ModelMismatchError,
+    SourceNotFoundError,
+)
+from indexer.generations import current_generation
+from indexer.service import SearchService
+
+
+def test_build_summary_and_manifest(built: SearchService) -> None:
+    manifest = built.info()
+    assert manifest.model == "hashing-256"
+    assert manifest.dimension == 256
+    assert (manifest.documents, manifest.passages) == (2, 9)
+    assert manifest.format_version == 1
+    assert manifest.metric == "inner_product" and manifest.normaliser == "l2"
+    assert {s.id for s in manifest.sources} == {"rhein.txt", "sub/cooking.md"}
+    assert all(len(s.sha256) == 64 for s in manifest.sources)
+    assert set(manifest.files) == {"vectors.faiss", "passages.jsonl", "documents.jsonl"}
+
+
+def test_search_returns_the_sentence_with_context_and_offsets(built: SearchService) -> None:
+    response = built.search("  Bake the bread for 40 minutes  ", k=3)
+    assert response.query == "Bake the bread for 40 minutes"
+    top = response.results[0]
+    assert top.text == "Bake the bread for 40 minutes."
+    assert top.document_id == "sub/cooking.md"
+    assert top.context[top.context_start : top.context_end] == top.text
+    source_text = Path(top.source).read_text(encoding="utf-8")
+    assert source_text[top.start : top.end] == top.text
+    assert (top.paragraph, top.sentence, top.rank) == (2, 1, 1)
+    assert (
+        top.context == "The oven must be preheated to 200 degrees. Bake the bread for 40 minutes."
+    )
+    assert [r.rank for r in response.results] == [1, 2, 3]
+    scores = [r.score for r in response.results]
+    assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
+
+
+def test_k_larger_than_index_returns_everything(built: SearchService) -> None:
+    assert len(built.search("Rhein", k=100).results) == 9
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_is_refused(built: SearchService, query: str) -> None:
+    with pytest.raises(InvalidRequestError, match="empty"):
+        built.search(query)
+
+
+@pytest.mark.parametrize("k", [0, -1, 101, 10**9])
+def test_k_out_of_range_is_refused(built: SearchService, k: int) -> None:
+    with pytest.raises(InvalidRequestError, match="between 1 and 100"):
+        built.search("Rhein", k=k)
+
+
+def test_overlong_query_is_refused(built: SearchService) -> None:
+    with pytest.raises(InvalidRequestError, match="characters"):
+        built.search("x" * 2001)
+
+
+def test_missing_index_says_how_to_build_one(service: SearchService) -> None:
+    with pytest.raises(IndexNotFoundError) as caught:
+        service.search("Rhein")
+    assert "findling index" in caught.value.hint
+
+
+def test_no_documents_is_a_clear_error(service: SearchService, tmp_path: Path) -> None:
+    (tmp_path / "only.csv").write_text("a,b", encoding="utf-8")
+    with pytest.raises(SourceNotFoundError, match=r"no readable \.txt or \.md"):
+        service.build([tmp_path])
+
+
+def test_index_of_another_model_is_refused_naming_both(built: SearchService) -> None:
+    other = SearchService(built.index_dir, HashingEmbedder(128))
+    with pytest.raises(ModelMismatchError) as caught:
+        other.search("Rhein")
+    assert "hashing-256" in str(caught.value) and "hashing-128" in str(caught.value)
+
+
+def test_damaged_file_is_named(built: SearchService) -> None:
+    folder = current_generation(built.index_dir)
+    with (folder / "passages.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write("{}\n")
+    fresh = SearchService(built.index_dir, HashingEmbedder(256))
+    with pytest.raises(IndexCorruptError, match=r"passages\.jsonl is damaged"):
+        fresh.search("Rhein")
+
+
+def test_unknown_format_version_is_refused(built: SearchService) -> None:
+    manifest = current_generation(built.index_dir) / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(json.dumps({**data, "format_version": 99}), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="format version 99"):
+        SearchService(built.index_dir, HashingEmbedder(256)).search("Rhein")
+
+
+def test_a_running_service_picks_up_a_new_generation(built: SearchService, corpus: Path) -> None:
+    assert built.search("Pasta salted water", k=1).results[0].document_id == "sub/cooking.md"
+    (corpus / "sub" / "cooking.md").unlink()
+    SearchService(built.index_dir, HashingEmbedder(256)).build([corpus])
+    results = built.search("Pasta salted water", k=10).results
+    assert {r.document_id for r in results} == {"rhein.txt"}  # no ghosts of the removed file
+
+
+def test_long_paragraph_context_is_a_window_of_sentences(
+    service: SearchService, tmp_path: Path
+) -> None:
+    sentences = [
+        f"Sentence number {i} talks about topic{i} in some detail here." for i in range(40)
+    ]
+    (tmp_path / "long.txt").write_text(" ".join(sentences), encoding="utf-8")
+    service.build([tmp_path])
+    hit = service.search("topic20", k=1).results[0]
+    assert hit.text == sentences[20]
+    assert hit.context == " ".join(sentences[18:23])
+    assert hit.context[hit.context_start : hit.context_end] == hit.text
+
+
+def test_progress_is_reported(service: SearchService, corpus: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    service.build([corpus], progress=lambda done, total: seen.append((done, total)), batch_size=4)
+    assert seen == [(4, 9), (8, 9), (9, 9)]
