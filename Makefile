@@ -1,0 +1,40 @@
+# One entry point for people and CI. `make demo` and `make check` are the README's quickstart.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: install demo serve check lint test test-fast clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the CPU build first: a bare torch requirement would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install  ## set up, index the shipped seeds, ask one German and one English question
+	$(BIN)/findling index seeds/
+	$(BIN)/findling search "Wie viele Zivilisten starben im August?" -k 3
+	$(BIN)/findling search "What is Zelensky hoping for?" -k 3
+
+serve: install  ## serve the API for the index on http://127.0.0.1:8000 (docs at /docs)
+	$(BIN)/findling serve
+
+check: install lint test  ## everything CI runs
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install  ## fast tier and real-model end-to-end tier
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -m "model or not model"
+
+test-fast: install  ## fast tier only (hashing embedder)
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) index/ .pytest_cache .mypy_cache .ruff_cache
