@@ -157,7 +157,10 @@ class SentenceTransformerEmbedder:
 def _load_sentence_transformer(location: str) -> Any:
     try:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        # a progress bar for reading local weights is noise on stderr, worse in --json runs
+        transformers_logging.disable_progress_bar()
         return SentenceTransformer(location, device="cpu")
     except ImportError as exc:
         raise ModelUnavailableError(

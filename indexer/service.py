@@ -231,8 +231,10 @@ class SearchService:
         return self._loaded
 
     def search(self, query: str, k: int | None = None) -> SearchResponse:
-        """The ``k`` sentences most similar to ``query``, best first."""
-        started = time.perf_counter()
+        """The ``k`` sentences most similar to ``query``, best first.
+
+        ``took_ms`` excludes the one-time loading of model and index.
+        """
         query = self._check_query(query)
         k = self._check_k(k)
         loaded = self._current()
@@ -242,6 +244,8 @@ class SearchService:
                 f"but the configured model is {self.embedder.name!r}",
                 f"set FINDLING_MODEL={loaded.manifest.model} or rebuild with `findling index`",
             )
+        self.embedder.load()
+        started = time.perf_counter()
         hits = loaded.store.search(self.embedder.embed_query(query), k)
         results = [
             _result(loaded, int(pid), float(score), rank)
