@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 
 from api.errors import ERROR_RESPONSES
-from api.schemas import Health, SearchRequest, SearchResponse
+from api.schemas import MODE_DESCRIPTION, Health, SearchRequest, SearchResponse
+from indexer.ranking import Mode
 from indexer.service import SearchService
 
 router = APIRouter()
@@ -26,16 +27,20 @@ Service = Annotated[SearchService, Depends(get_service)]
 def search_get(
     service: Service,
     q: Annotated[str, Query(description="A question in German or English.")],
-    k: Annotated[int | None, Query(description="How many sentences to return.")] = None,
+    k: Annotated[int | None, Query(description="How many passages to return.")] = None,
+    mode: Annotated[Mode | None, Query(description=MODE_DESCRIPTION)] = None,
 ) -> dict[str, Any]:
-    """Find the sentences that best answer a German or English question."""
-    return service.search(q, k).to_json()
+    """Find the passages that best answer a German or English question.
+
+    Each result is the best-matching sentence of one paragraph, with the paragraph as context.
+    """
+    return service.search(q, k, mode).to_json()
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, tags=["search"])
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
-    return service.search(body.query, body.k).to_json()
+    return service.search(body.query, body.k, body.mode).to_json()
 
 
 @router.get("/info", responses=ERROR_RESPONSES, tags=["index"])

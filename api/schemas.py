@@ -6,6 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from indexer.ranking import Mode
+
+MODE_DESCRIPTION = (
+    "How to rank: 'dense' (multilingual embeddings; finds answers across languages), "
+    "'bm25' (shared words, German/English stemming), or 'hybrid' (dense plus BM25 where question "
+    "and text share a language; the default, best measured)."
+)
+
 
 class SearchRequest(BaseModel):
     query: str = Field(
@@ -13,15 +21,18 @@ class SearchRequest(BaseModel):
         examples=["Wer ist der britische Außenminister?"],
     )
     k: int | None = Field(
-        default=None, description="How many sentences to return (default 5, at most max_k)."
+        default=None, description="How many passages to return (default 5, at most max_k)."
     )
+    mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
 
 
 class SearchResult(BaseModel):
     rank: int = Field(description="1 for the best match.")
     score: float = Field(
-        description="Cosine similarity of question and sentence embeddings, in [-1, 1]; higher "
-        "is better. Comparable within one model only (e5 scores cluster between 0.7 and 0.9)."
+        description="Ranking score, higher is better. dense: the mean cosine similarity of the "
+        "question with the sentence and with the sentence in its +-1 neighbour window, in "
+        "[-1, 1] (e5 scores cluster between 0.7 and 0.9). bm25: BM25 divided by the query's best "
+        "BM25 score, in [0, 1]. hybrid: dense + lexical weight x that normalised BM25."
     )
     text: str = Field(description="The matching sentence.")
     context: str = Field(
@@ -36,11 +47,16 @@ class SearchResult(BaseModel):
     sentence: int = Field(description="Sentence number within the paragraph, from 0.")
     start: int = Field(description="Offset of the sentence in the source document's text.")
     end: int = Field(description="End offset (exclusive) in the source document's text.")
-    language: str = Field(description="Detected language of the paragraph (ISO 639-1).")
+    language: str = Field(description="Detected language of the sentence (ISO 639-1).")
+    dense_score: float | None = Field(description="The dense leg's score (null in bm25 mode).")
+    lexical_score: float | None = Field(
+        description="Normalised BM25 in [0, 1] (null in dense mode)."
+    )
 
 
 class SearchResponse(BaseModel):
     query: str = Field(description="The question as searched (whitespace trimmed).")
+    mode: Mode = Field(description="The search mode used.")
     results: list[SearchResult] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")
 

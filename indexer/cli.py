@@ -36,6 +36,10 @@ IndexDir = Annotated[
     typer.Option("--index-dir", help="Index folder [default: FINDLING_INDEX_DIR or index/]."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ModeOption = Annotated[
+    str | None,
+    typer.Option("--mode", help="dense, bm25 or hybrid [default: FINDLING_SEARCH_MODE or hybrid]."),
+]
 
 
 def handle_errors(command: F) -> F:
@@ -112,13 +116,14 @@ def _print_summary(summary: BuildSummary) -> None:
 def search_command(
     question: Annotated[str, typer.Argument(help="A question in German or English.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
+    mode: ModeOption = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Ask a question; print the best-matching sentences with context and source."""
     from indexer.service import create_service
 
-    response = create_service(_settings(index_dir)).search(question, k)
+    response = create_service(_settings(index_dir)).search(question, k, mode)
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -134,7 +139,7 @@ def _print_results(response: SearchResponse) -> None:
         before = r.context[: r.context_start]
         after = r.context[r.context_end :]
         out.print(f"   [dim]{escape(before)}[/][bold]{escape(r.text)}[/][dim]{escape(after)}[/]\n")
-    out.print(f"[dim]{response.took_ms:.0f} ms[/]")
+    out.print(f"[dim]{response.mode} search, {response.took_ms:.0f} ms[/]")
 
 
 @app.command("info")
@@ -176,6 +181,68 @@ def serve_command(
     port = settings.port if port is None else port
     err.print(f"findling: API docs at http://{host}:{port}/docs (loading model ...)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="SQuAD-format file whose paragraphs are indexed.")
+    ],
+    queries: Annotated[
+        list[Path], typer.Option("--queries", help="SQuAD-format file(s) of questions; repeatable.")
+    ],
+    method: Annotated[str, typer.Option("--method", help="dense, bm25, hybrid or all.")] = "all",
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure retrieval quality on SQuAD-format files (R@1, R@5, MRR@10, nDCG@10)."""
+    from rich.progress import Progress
+
+    from indexer.embedder import make_embedder
+    from indexer.evaluation import run_evaluation
+    from indexer.ranking import MODES, Fusion
+
+    methods = list(MODES) if method == "all" else [m for m in MODES if m == method]
+    if not methods:
+        raise typer.BadParameter(f"use one of {', '.join(MODES)} or all", param_hint="--method")
+    settings = _settings(None)
+    fusion = Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight)
+    with Progress(console=err, disable=as_json, transient=True) as bar:
+        task = bar.add_task("embedding the corpus", total=None)
+        seconds, reports = run_evaluation(
+            make_embedder(settings),
+            corpus,
+            queries,
+            methods,
+            fusion,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            batch_size=settings.batch_size,
+        )
+    if as_json:
+        payload = {"corpus": str(corpus), "index_seconds": seconds, "model": settings.model}
+        print(json.dumps({**payload, "reports": [r.to_json() for r in reports]}, indent=2))
+    else:
+        _print_reports(reports, seconds)
+
+
+def _print_reports(reports: list[Any], index_seconds: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"retrieval quality (corpus indexed in {index_seconds:.1f} s)")
+    for column in ("queries", "method", "n", "level", "R@1", "R@5", "MRR@10", "nDCG@10", "s"):
+        left = column in ("queries", "method", "level")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
+    for r in reports:
+        for level, m in (("paragraph", r.paragraph), ("sentence", r.sentence)):
+            table.add_row(
+                r.queries,
+                r.method,
+                str(m.count),
+                level,
+                *(f"{v:.3f}" for v in (m.r1, m.r5, m.mrr10, m.ndcg10)),
+                f"{r.seconds:.1f}",
+            )
+    out.print(table)
 
 
 @app.command("model")

@@ -204,9 +204,10 @@ def split_document(document: Document) -> list[Passage]:
     passages: list[Passage] = []
     for p_no, (p_start, p_end) in enumerate(paragraph_spans(document.text)):
         paragraph = document.text[p_start:p_end]
-        # mixed-language documents exist; short paragraphs are too little evidence to judge
+        # mixed-language documents exist; short texts are too little evidence to judge
         language = detect_language(paragraph) if len(paragraph) >= 80 else document.language
         for s_no, (s_start, s_end) in enumerate(sentence_spans(paragraph, language)):
+            text = paragraph[s_start:s_end]
             passages.append(
                 Passage(
                     doc_id=document.id,
@@ -216,8 +217,8 @@ def split_document(document: Document) -> list[Passage]:
                     end=p_start + s_end,
                     paragraph_start=p_start,
                     paragraph_end=p_end,
-                    text=paragraph[s_start:s_end],
-                    language=language,
+                    text=text,
+                    language=detect_language(text) if len(text) >= 60 else language,
                 )
             )
     return passages

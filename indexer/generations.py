@@ -62,8 +62,9 @@ def write_generation(index_dir: Path, write: Callable[[Path, str], None]) -> Pat
         tmp.mkdir()
         try:
             write(tmp, name)
-            for file in tmp.iterdir():
-                _fsync_path(file)
+            # deepest first, so every file and folder entry is durable before the rename
+            for path in sorted(tmp.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                _fsync_path(path)
             _fsync_path(tmp)
             final = index_dir / name
             os.rename(tmp, final)

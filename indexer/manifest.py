@@ -40,6 +40,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     metric: str = "inner_product"
     normaliser: str = "l2"
+    vectors: str = ""  # what a stored vector is (see storage.VECTOR_RECIPE)
     sources: list[SourceEntry] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
 

@@ -5,50 +5,42 @@ The CLI, the HTTP API and programs all call this; they only parse input and rend
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.documents import Document, Passage, Skipped, read_documents, split_document
+from indexer.documents import (
+    Document,
+    Passage,
+    Skipped,
+    detect_language,
+    read_documents,
+    split_document,
+)
 from indexer.embedder import Embedder, make_embedder
-from indexer.errors import (
-    IndexCorruptError,
-    InvalidRequestError,
-    ModelMismatchError,
-    SourceNotFoundError,
-)
+from indexer.errors import InvalidRequestError, ModelMismatchError, SourceNotFoundError
 from indexer.generations import current_generation, write_generation
-from indexer.manifest import (
-    MANIFEST_NAME,
-    Manifest,
-    SourceEntry,
-    read_manifest,
-    sha256_file,
-    verify_files,
-)
+from indexer.manifest import Manifest, read_manifest
+from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
 from indexer.settings import Settings
-from indexer.store import VectorStore
+from indexer.storage import LoadedIndex, load_index, write_index_files
 
-VECTORS = "vectors.faiss"
-PASSAGES = "passages.jsonl"
-DOCUMENTS = "documents.jsonl"
 MAX_CONTEXT_CHARS = 1200  # beyond this a paragraph is cut to a window of sentences
 CONTEXT_WINDOW = 2  # sentences either side of the hit when the paragraph is cut
+EMBED_WINDOW = 1  # neighbours either side embedded with a sentence (measured: +1 beats 0)
+MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One matching sentence. ``score`` is the cosine similarity of question and sentence."""
+    """One matching passage: its best sentence, with the paragraph around it as context."""
 
     rank: int
     score: float
@@ -63,6 +55,8 @@ class SearchResult:
     start: int
     end: int
     language: str
+    dense_score: float | None
+    lexical_score: float | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,12 +65,14 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchResponse:
     query: str
+    mode: Mode
     results: list[SearchResult]
     took_ms: float
 
     def to_json(self) -> dict[str, Any]:
         return {
             "query": self.query,
+            "mode": self.mode,
             "results": [r.to_json() for r in self.results],
             "took_ms": round(self.took_ms, 2),
         }
@@ -96,21 +92,6 @@ class BuildSummary:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _DocumentRecord:
-    path: str
-    text: str
-
-
-@dataclass(frozen=True)
-class _LoadedIndex:
-    generation: str
-    manifest: Manifest
-    store: VectorStore
-    passages: list[Passage]
-    documents: dict[str, _DocumentRecord]
-
-
 class SearchService:
     """Builds and searches the index in ``index_dir`` with one embedder."""
 
@@ -122,13 +103,17 @@ class SearchService:
         default_k: int = 5,
         max_k: int = 100,
         max_query_chars: int = 2000,
+        default_mode: Mode = "hybrid",
+        fusion: Fusion | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.embedder = embedder
         self.default_k = default_k
         self.max_k = max_k
         self.max_query_chars = max_query_chars
-        self._loaded: _LoadedIndex | None = None
+        self.default_mode: Mode = default_mode
+        self.fusion = fusion or Fusion()
+        self._loaded: LoadedIndex | None = None
         self._lock = threading.Lock()
 
     # -- building -----------------------------------------------------------------------------
@@ -137,7 +122,6 @@ class SearchService:
         self, paths: Sequence[Path], progress: Progress | None = None, batch_size: int = 32
     ) -> BuildSummary:
         """Index every document below ``paths`` into a new generation and make it current."""
-        started = time.perf_counter()
         read = read_documents(paths)
         if not read.documents:
             names = ", ".join(str(p) for p in paths)
@@ -145,30 +129,61 @@ class SearchService:
                 f"no readable .txt or .md documents in {names}",
                 "point `findling index` at a folder of UTF-8 text or Markdown files",
             )
-        passages = [p for doc in read.documents for p in split_document(doc)]
-        vectors = self._embed_passages(passages, progress, batch_size)
+        return self.build_documents(read.documents, read.skipped, progress, batch_size)
+
+    def build_documents(
+        self,
+        documents: list[Document],
+        skipped: Sequence[Skipped] = (),
+        progress: Progress | None = None,
+        batch_size: int = 32,
+    ) -> BuildSummary:
+        """Index ready-made documents (e.g. an evaluation corpus) into a new generation."""
+        started = time.perf_counter()
+        passages = [p for doc in documents for p in split_document(doc)]
+        vectors = self._embed_passages(passages, documents, progress, batch_size)
+        model = self.embedder.name
         folder = write_generation(
             self.index_dir,
-            lambda tmp, name: self._write_files(tmp, name, read.documents, passages, vectors),
+            lambda tmp, name: write_index_files(tmp, name, model, documents, passages, vectors),
         )
         return BuildSummary(
             index_dir=str(self.index_dir),
             generation=folder.name,
-            model=self.embedder.name,
-            documents=len(read.documents),
+            model=model,
+            documents=len(documents),
             passages=len(passages),
-            skipped=read.skipped,
+            skipped=list(skipped),
             seconds=time.perf_counter() - started,
         )
 
     def _embed_passages(
-        self, passages: list[Passage], progress: Progress | None, batch_size: int
+        self,
+        passages: list[Passage],
+        documents: list[Document],
+        progress: Progress | None,
+        batch_size: int,
+    ) -> np.ndarray:
+        # each vector is the mean of the sentence's and its window's embedding: the window gives
+        # a sentence the context it refers to ("he", "the city"); measured better than either
+        texts = {d.id: d.text for d in documents}
+        sentences = [p.text for p in passages]
+        windows = [_window_text(passages, i, texts) for i in range(len(passages))]
+        unique = list(dict.fromkeys(sentences + windows))
+        embedded = self._embed_unique(unique, progress, batch_size)
+        row = {text: i for i, text in enumerate(unique)}
+        sentence_vectors = embedded[[row[t] for t in sentences]]
+        window_vectors = embedded[[row[t] for t in windows]]
+        return np.asarray((sentence_vectors + window_vectors) / 2, dtype=np.float32)
+
+    def _embed_unique(
+        self, texts: list[str], progress: Progress | None, batch_size: int
     ) -> np.ndarray:
         # sorting by length keeps padding inside each batch small; order is restored below
-        order = sorted(range(len(passages)), key=lambda i: len(passages[i].text))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         chunks = []
         for begin in range(0, len(order), batch_size):
-            batch = [passages[i].text for i in order[begin : begin + batch_size]]
+            batch = [texts[i] for i in order[begin : begin + batch_size]]
             chunks.append(self.embedder.embed_documents(batch))
             if progress:
                 progress(min(begin + batch_size, len(order)), len(order))
@@ -176,40 +191,6 @@ class SearchService:
         vectors = np.empty_like(sorted_vectors)
         vectors[np.asarray(order)] = sorted_vectors
         return vectors
-
-    def _write_files(
-        self,
-        folder: Path,
-        generation: str,
-        documents: list[Document],
-        passages: list[Passage],
-        vectors: np.ndarray,
-    ) -> None:
-        # a passage's FAISS id is its line number in passages.jsonl
-        VectorStore.build(vectors, np.arange(len(passages), dtype=np.int64)).save(folder / VECTORS)
-        _write_jsonl(folder / PASSAGES, (_passage_row(p) for p in passages))
-        _write_jsonl(folder / DOCUMENTS, (_document_row(d) for d in documents))
-        counts: dict[str, int] = {}
-        for p in passages:
-            counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
-        manifest = Manifest(
-            model=self.embedder.name,
-            dimension=int(vectors.shape[1]),
-            documents=len(documents),
-            passages=len(passages),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            generation=generation,
-            splitter=f"pysbd=={_package_version('pysbd')}",
-            findling_version=_package_version("findling"),
-            sources=[
-                SourceEntry(d.id, d.path, d.sha256, d.language, counts.get(d.id, 0))
-                for d in documents
-            ],
-            files={name: sha256_file(folder / name) for name in (VECTORS, PASSAGES, DOCUMENTS)},
-        )
-        (folder / MANIFEST_NAME).write_text(
-            json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"
-        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -222,21 +203,38 @@ class SearchService:
         self._current()
         self.embedder.load()
 
-    def _current(self) -> _LoadedIndex:
+    def _current(self) -> LoadedIndex:
         folder = current_generation(self.index_dir)
         with self._lock:
             # another process may have committed a newer generation: pick it up, no restart
             if self._loaded is None or self._loaded.generation != folder.name:
-                self._loaded = _load_generation(folder)
+                self._loaded = load_index(folder)
         return self._loaded
 
-    def search(self, query: str, k: int | None = None) -> SearchResponse:
-        """The ``k`` sentences most similar to ``query``, best first.
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResponse:
+        """The ``k`` best passages for ``query``, best first, one per paragraph.
 
         ``took_ms`` excludes the one-time loading of model and index.
         """
         query = self._check_query(query)
         k = self._check_k(k)
+        chosen = self._check_mode(mode)
+        loaded = self._ready()
+        started = time.perf_counter()
+        ranked = self._rank(loaded, query, chosen, max(MIN_CANDIDATES, 10 * k))
+        results = [
+            _result(loaded, hit, rank)
+            for rank, hit in enumerate(collapse(ranked, loaded.passages, k), start=1)
+        ]
+        return SearchResponse(query, chosen, results, (time.perf_counter() - started) * 1000)
+
+    def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[Passage, float]]:
+        """Sentences ranked for ``query`` without collapsing (for evaluation)."""
+        loaded = self._ready()
+        ranked = self._rank(loaded, query.strip(), mode, depth)[:depth]
+        return [(loaded.passages[hit.pid], hit.score) for hit in ranked]
+
+    def _ready(self) -> LoadedIndex:
         loaded = self._current()
         if loaded.manifest.model != self.embedder.name:
             raise ModelMismatchError(
@@ -245,13 +243,25 @@ class SearchService:
                 f"set FINDLING_MODEL={loaded.manifest.model} or rebuild with `findling index`",
             )
         self.embedder.load()
-        started = time.perf_counter()
-        hits = loaded.store.search(self.embedder.embed_query(query), k)
-        results = [
-            _result(loaded, int(pid), float(score), rank)
-            for rank, (pid, score) in enumerate(zip(hits.ids, hits.scores, strict=True), start=1)
-        ]
-        return SearchResponse(query, results, (time.perf_counter() - started) * 1000)
+        return loaded
+
+    def _rank(self, loaded: LoadedIndex, query: str, mode: Mode, depth: int) -> list[Scored]:
+        ids: list[np.ndarray] = []
+        dense_scores = lexical_all = None
+        if mode in ("dense", "hybrid"):
+            query_vector = self.embedder.embed_query(query)
+            ids.append(loaded.store.search(query_vector, depth).ids)
+        language = detect_language(query)
+        if mode in ("bm25", "hybrid"):
+            lexical_all = loaded.lexical.scores(query, language).normalised()
+            top = np.argsort(-lexical_all, kind="stable")[:depth]
+            ids.append(top[lexical_all[top] > 0])
+        candidates = np.unique(np.concatenate(ids)).astype(np.int64)
+        if mode in ("dense", "hybrid"):
+            dense_scores = loaded.store.vectors(candidates) @ query_vector
+        lexical = None if lexical_all is None else lexical_all[candidates]
+        same = np.array([loaded.passages[i].language == language for i in candidates], dtype=bool)
+        return fuse(mode, candidates, dense_scores, lexical, same, self.fusion)
 
     def _check_query(self, query: str) -> str:
         query = query.strip()
@@ -275,14 +285,43 @@ class SearchService:
             )
         return k
 
+    def _check_mode(self, mode: str | None) -> Mode:
+        if mode is None:
+            return self.default_mode
+        for known in MODES:
+            if mode == known:
+                return known
+        raise InvalidRequestError(
+            f"unknown search mode {mode!r}", f"use one of: {', '.join(MODES)}"
+        )
 
-def _result(loaded: _LoadedIndex, pid: int, score: float, rank: int) -> SearchResult:
-    passage = loaded.passages[pid]
+
+def create_service(settings: Settings) -> SearchService:
+    """The service the settings describe; the model is not loaded yet."""
+    return SearchService(
+        settings.index_dir,
+        make_embedder(settings),
+        default_k=settings.default_k,
+        max_k=settings.max_k,
+        max_query_chars=settings.max_query_chars,
+        default_mode=settings.search_mode,
+        fusion=Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight),
+    )
+
+
+def _window_text(passages: list[Passage], i: int, texts: dict[str, str]) -> str:
+    """The sentence with up to EMBED_WINDOW neighbours of its paragraph, as in the source."""
+    first, last = _neighbours(passages, i, EMBED_WINDOW)
+    return texts[passages[i].doc_id][passages[first].start : passages[last].end]
+
+
+def _result(loaded: LoadedIndex, hit: Scored, rank: int) -> SearchResult:
+    passage = loaded.passages[hit.pid]
     document = loaded.documents[passage.doc_id]
-    ctx_start, ctx_end = _context_span(loaded.passages, pid)
+    ctx_start, ctx_end = _context_span(loaded.passages, hit.pid)
     return SearchResult(
         rank=rank,
-        score=round(score, 6),
+        score=round(hit.score, 6),
         text=passage.text,
         context=document.text[ctx_start:ctx_end],
         context_start=passage.start - ctx_start,
@@ -294,6 +333,8 @@ def _result(loaded: _LoadedIndex, pid: int, score: float, rank: int) -> SearchRe
         start=passage.start,
         end=passage.end,
         language=passage.language,
+        dense_score=None if hit.dense is None else round(hit.dense, 6),
+        lexical_score=None if hit.lexical is None else round(hit.lexical, 6),
     )
 
 
@@ -302,79 +343,20 @@ def _context_span(passages: list[Passage], pid: int) -> tuple[int, int]:
     hit = passages[pid]
     if hit.paragraph_end - hit.paragraph_start <= MAX_CONTEXT_CHARS:
         return hit.paragraph_start, hit.paragraph_end
-    first, last = pid, pid
-    while first > 0 and pid - first < CONTEXT_WINDOW and _same_paragraph(passages[first - 1], hit):
-        first -= 1
-    while (
-        last + 1 < len(passages)
-        and last - pid < CONTEXT_WINDOW
-        and _same_paragraph(passages[last + 1], hit)
-    ):
-        last += 1
+    first, last = _neighbours(passages, pid, CONTEXT_WINDOW)
     return passages[first].start, passages[last].end
+
+
+def _neighbours(passages: list[Passage], pid: int, n: int) -> tuple[int, int]:
+    """Ids of the first and last sentence within ``n`` of ``pid`` in the same paragraph."""
+    hit = passages[pid]
+    first, last = pid, pid
+    while first > 0 and pid - first < n and _same_paragraph(passages[first - 1], hit):
+        first -= 1
+    while last + 1 < len(passages) and last - pid < n and _same_paragraph(passages[last + 1], hit):
+        last += 1
+    return first, last
 
 
 def _same_paragraph(a: Passage, b: Passage) -> bool:
     return a.doc_id == b.doc_id and a.paragraph == b.paragraph
-
-
-def _load_generation(folder: Path) -> _LoadedIndex:
-    manifest = read_manifest(folder)
-    verify_files(folder, manifest)
-    store = VectorStore.load(folder / VECTORS)
-    documents = {
-        row["id"]: _DocumentRecord(row["path"], row["text"])
-        for row in _read_jsonl(folder / DOCUMENTS)
-    }
-    texts = {doc_id: record.text for doc_id, record in documents.items()}
-    passages = [_passage_from_row(row, texts) for row in _read_jsonl(folder / PASSAGES)]
-    if len(store) != len(passages) or store.dimension != manifest.dimension:
-        raise IndexCorruptError(
-            f"{folder} is inconsistent: {len(store)} vectors of dimension {store.dimension}, "
-            f"{len(passages)} passages, manifest dimension {manifest.dimension}",
-            "rebuild with `findling index`",
-        )
-    return _LoadedIndex(folder.name, manifest, store, passages, documents)
-
-
-def _passage_row(p: Passage) -> dict[str, Any]:
-    row = asdict(p)
-    del row["text"]  # the document text holds it; offsets recover it exactly
-    return row
-
-
-def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> Passage:
-    return Passage(**row, text=texts[row["doc_id"]][row["start"] : row["end"]])
-
-
-def _document_row(d: Document) -> dict[str, Any]:
-    return {"id": d.id, "path": d.path, "sha256": d.sha256, "language": d.language, "text": d.text}
-
-
-def _write_jsonl(path: Path, rows: Any) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def _package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def create_service(settings: Settings) -> SearchService:
-    """The service the settings describe; the model is not loaded yet."""
-    return SearchService(
-        settings.index_dir,
-        make_embedder(settings),
-        default_k=settings.default_k,
-        max_k=settings.max_k,
-        max_query_chars=settings.max_query_chars,
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir
 from pydantic import Field
@@ -39,6 +40,20 @@ class Settings(BaseSettings):
     max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")
     max_query_chars: int = Field(
         default=2000, ge=1, description="Longest query accepted, in characters."
+    )
+    search_mode: Literal["dense", "bm25", "hybrid"] = Field(
+        default="hybrid",
+        description="Default search mode: dense (embeddings), bm25 (words) or hybrid (both).",
+    )
+    hybrid_lexical_weight: float = Field(
+        default=0.05,
+        ge=0,
+        description="Hybrid: weight of normalised BM25 when query and sentence share a language.",
+    )
+    hybrid_cross_language_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Hybrid: weight of normalised BM25 when their languages differ.",
     )
     host: str = Field(default="127.0.0.1", description="Address `findling serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `findling serve` binds to.")

@@ -64,6 +64,12 @@ class VectorStore:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids``, shape (len(ids), dimension)."""
+        if len(ids) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)))
+
     def search(self, query: np.ndarray, k: int) -> Hits:
         """The ``k`` nearest stored vectors to one query vector (fewer if the store is small)."""
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)

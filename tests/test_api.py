@@ -36,10 +36,20 @@ def test_get_and_post_search_agree(client: TestClient) -> None:
     assert got.status_code == posted.status_code == 200
     for response in (got, posted):
         body = response.json()
-        assert set(body) == {"query", "results", "took_ms"}
+        assert set(body) == {"query", "mode", "results", "took_ms"}
+        assert body["mode"] == "hybrid"
         assert body["results"][0]["text"] == "Bake the bread for 40 minutes."
         assert len(body["results"]) == 2
     assert got.json()["results"] == posted.json()["results"]
+
+
+def test_mode_is_selectable(client: TestClient) -> None:
+    got = client.get("/search", params={"q": "Düsseldorf", "mode": "bm25"}).json()
+    posted = client.post("/search", json={"query": "Düsseldorf", "mode": "bm25"}).json()
+    assert got == {**posted, "took_ms": got["took_ms"]}
+    assert got["mode"] == "bm25" and len(got["results"]) == 1
+    assert got["results"][0]["dense_score"] is None
+    assert_error(client.get("/search", params={"q": "x", "mode": "magic"}), 422, "invalid_request")
 
 
 def test_default_k(client: TestClient) -> None:

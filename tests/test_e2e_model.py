@@ -70,11 +70,18 @@ def test_manifest_names_the_model(real: SearchService) -> None:
     assert (manifest.model, manifest.dimension) == ("multilingual-e5-small", 384)
 
 
-def test_scores_are_cosines(real: SearchService) -> None:
-    results = real.search("Wer ist Antony Blinken?", k=19).results
-    assert len(results) == 19
+def test_dense_scores_are_cosines_one_result_per_paragraph(real: SearchService) -> None:
+    results = real.search("Wer ist Antony Blinken?", k=19, mode="dense").results
+    assert len(results) == 9  # the article's paragraphs
     assert all(-1.0 <= r.score <= 1.0 for r in results)
     assert results[0].score > results[-1].score
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_every_mode_answers_a_german_question(real: SearchService, mode: str) -> None:
+    assert (
+        "55 Studenten" in real.search("Studenten Militärschule Poltawa", mode=mode).results[0].text
+    )
 
 
 def _free_port() -> int:

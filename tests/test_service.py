@@ -28,7 +28,9 @@ def test_build_summary_and_manifest(built: SearchService) -> None:
     assert manifest.metric == "inner_product" and manifest.normaliser == "l2"
     assert {s.id for s in manifest.sources} == {"rhein.txt", "sub/cooking.md"}
     assert all(len(s.sha256) == 64 for s in manifest.sources)
-    assert set(manifest.files) == {"vectors.faiss", "passages.jsonl", "documents.jsonl"}
+    assert {"vectors.faiss", "passages.jsonl", "documents.jsonl"} <= set(manifest.files)
+    assert "bm25/lexical.json" in manifest.files
+    assert manifest.vectors.startswith("mean(")
 
 
 def test_search_returns_the_sentence_with_context_and_offsets(built: SearchService) -> None:
@@ -49,8 +51,35 @@ def test_search_returns_the_sentence_with_context_and_offsets(built: SearchServi
     assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
 
 
-def test_k_larger_than_index_returns_everything(built: SearchService) -> None:
-    assert len(built.search("Rhein", k=100).results) == 9
+def test_results_are_one_per_paragraph(built: SearchService) -> None:
+    results = built.search("Rhein", k=100, mode="dense").results
+    assert len(results) == 5  # all paragraphs, each once
+    assert len({(r.document_id, r.paragraph) for r in results}) == 5
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_every_mode_finds_an_exact_sentence(built: SearchService, mode: str) -> None:
+    response = built.search("Drain it while it is still firm", k=2, mode=mode)
+    assert response.mode == mode
+    assert response.results[0].text == "Drain it while it is still firm."
+
+
+def test_bm25_mode_returns_only_sentences_sharing_a_term(built: SearchService) -> None:
+    results = built.search("Düsseldorf", k=10, mode="bm25").results
+    assert [r.text for r in results] == ["Er fließt z. B. durch Köln und Düsseldorf."]
+    assert results[0].lexical_score == 1.0 and results[0].dense_score is None
+    assert built.search("zebra", mode="bm25").results == []
+
+
+def test_hybrid_reports_both_legs(built: SearchService) -> None:
+    top = built.search("Köln und Düsseldorf", k=1, mode="hybrid").results[0]
+    assert top.dense_score is not None and top.lexical_score == 1.0
+    assert top.score == pytest.approx(top.dense_score + 0.05 * top.lexical_score, abs=1e-5)
+
+
+def test_unknown_mode_is_refused(built: SearchService) -> None:
+    with pytest.raises(InvalidRequestError, match="unknown search mode"):
+        built.search("Rhein", mode="magic")
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t"])
@@ -131,4 +160,5 @@ def test_long_paragraph_context_is_a_window_of_sentences(
 def test_progress_is_reported(service: SearchService, corpus: Path) -> None:
     seen: list[tuple[int, int]] = []
     service.build([corpus], progress=lambda done, total: seen.append((done, total)), batch_size=4)
-    assert seen == [(4, 9), (8, 9), (9, 9)]
+    # 9 sentences and the 4 distinct windows of the multi-sentence paragraphs
+    assert seen == [(4, 13), (8, 13), (12, 13), (13, 13)]

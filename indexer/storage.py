@@ -1,0 +1,157 @@
+"""The files of one index generation: writing them and loading them back, verified.
+
+A generation folder holds ``manifest.json`` (written last), ``vectors.faiss`` (FAISS's own
+format), ``passages.jsonl`` (one sentence per line; a passage's FAISS id is its line number),
+``documents.jsonl`` (id, path, hash, language and full text of each source) and ``bm25/``
+(the lexical index as plain .npy/.json files). No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.documents import Document, Passage
+from indexer.errors import IndexCorruptError
+from indexer.lexical import LexicalIndex
+from indexer.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    SourceEntry,
+    read_manifest,
+    sha256_file,
+    verify_files,
+)
+from indexer.store import VectorStore
+
+VECTORS = "vectors.faiss"
+PASSAGES = "passages.jsonl"
+DOCUMENTS = "documents.jsonl"
+LEXICAL = "bm25"
+# what a stored vector is, so a reader knows what a dense score means
+VECTOR_RECIPE = "mean(embed(sentence), embed(sentence with its neighbours in the paragraph))"
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """Everything a search needs from one generation, in memory."""
+
+    generation: str
+    manifest: Manifest
+    store: VectorStore
+    lexical: LexicalIndex
+    passages: list[Passage]
+    documents: dict[str, DocumentRecord]
+
+
+def write_index_files(
+    folder: Path,
+    generation: str,
+    model: str,
+    documents: list[Document],
+    passages: list[Passage],
+    vectors: np.ndarray,
+) -> None:
+    """Write a complete generation into ``folder``; the manifest goes last."""
+    VectorStore.build(vectors, np.arange(len(passages), dtype=np.int64)).save(folder / VECTORS)
+    LexicalIndex.build([p.text for p in passages], [p.language for p in passages]).save(
+        folder / LEXICAL
+    )
+    _write_jsonl(folder / PASSAGES, (_passage_row(p) for p in passages))
+    _write_jsonl(folder / DOCUMENTS, (_document_row(d) for d in documents))
+    counts: dict[str, int] = {}
+    for p in passages:
+        counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+    manifest = Manifest(
+        model=model,
+        dimension=int(vectors.shape[1]),
+        documents=len(documents),
+        passages=len(passages),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generation=generation,
+        splitter=f"pysbd=={package_version('pysbd')}",
+        findling_version=package_version("findling"),
+        vectors=VECTOR_RECIPE,
+        sources=[
+            SourceEntry(d.id, d.path, d.sha256, d.language, counts.get(d.id, 0)) for d in documents
+        ],
+        files={
+            path.relative_to(folder).as_posix(): sha256_file(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        },
+    )
+    (folder / MANIFEST_NAME).write_text(
+        json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+
+
+def load_index(folder: Path) -> LoadedIndex:
+    """Read and verify a generation written by :func:`write_index_files`."""
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest)
+    store = VectorStore.load(folder / VECTORS)
+    documents = {
+        row["id"]: DocumentRecord(row["path"], row["text"])
+        for row in _read_jsonl(folder / DOCUMENTS)
+    }
+    texts = {doc_id: record.text for doc_id, record in documents.items()}
+    passages = [_passage_from_row(row, texts) for row in _read_jsonl(folder / PASSAGES)]
+    if len(store) != len(passages) or store.dimension != manifest.dimension:
+        raise IndexCorruptError(
+            f"{folder} is inconsistent: {len(store)} vectors of dimension {store.dimension}, "
+            f"{len(passages)} passages, manifest dimension {manifest.dimension}",
+            "rebuild with `findling index`",
+        )
+    lexical = LexicalIndex.load(folder / LEXICAL)
+    return LoadedIndex(folder.name, manifest, store, lexical, passages, documents)
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _passage_row(p: Passage) -> dict[str, Any]:
+    row = asdict(p)
+    del row["text"]  # the document text holds it; offsets recover it exactly
+    return row
+
+
+def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> Passage:
+    try:
+        return Passage(**row, text=texts[row["doc_id"]][row["start"] : row["end"]])
+    except (KeyError, TypeError) as exc:
+        raise IndexCorruptError(
+            f"a passage row does not fit the index ({exc})", "rebuild with `findling index`"
+        ) from exc
+
+
+def _document_row(d: Document) -> dict[str, Any]:
+    return {"id": d.id, "path": d.path, "sha256": d.sha256, "language": d.language, "text": d.text}
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
