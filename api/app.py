@@ -7,26 +7,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import router
+from api.routes import STATIC_DIR, router
+from indexer.catalog import Catalog
 from indexer.errors import IndexNotFoundError
-from indexer.service import SearchService, create_service
+from indexer.service import create_catalog
 from indexer.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, service: SearchService | None = None) -> FastAPI:
-    """Build the app for ``settings`` (or a ready ``service``, as tests pass one)."""
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+    """Build the app for ``settings`` (or a ready ``catalog`` of collections, as tests pass)."""
     settings = settings or Settings()
-    service = service or create_service(settings)
+    catalog = catalog or create_catalog(settings)
+    default = catalog.service(settings.collection)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.embedder.load()
+        default.embedder.load()
         try:
-            service.load()
+            default.load()
         except IndexNotFoundError as exc:
             # serve anyway: /health answers and /search says how to build the index
             log.warning("%s", exc)
@@ -43,9 +46,11 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         version=_version(),
         lifespan=lifespan,
     )
-    app.state.service = service
+    app.state.catalog = catalog
+    app.state.default_collection = settings.collection
     install_error_handlers(app)
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 

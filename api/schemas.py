@@ -14,6 +14,11 @@ MODE_DESCRIPTION = (
     "and text share a language; the default, best measured)."
 )
 
+FILTER_DESCRIPTION = (
+    "Filters as key=value (all must hold): lang/language (sentence language, e.g. de), source "
+    "(glob over the source path), title, or any metadata field of JSONL documents."
+)
+
 
 class SearchRequest(BaseModel):
     query: str = Field(
@@ -24,6 +29,9 @@ class SearchRequest(BaseModel):
         default=None, description="How many passages to return (default 5, at most max_k)."
     )
     mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
+    filters: dict[str, str] | None = Field(
+        default=None, description=FILTER_DESCRIPTION, examples=[{"lang": "de"}]
+    )
 
 
 class SearchResult(BaseModel):
@@ -59,6 +67,14 @@ class SearchResponse(BaseModel):
     mode: Mode = Field(description="The search mode used.")
     results: list[SearchResult] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")
+
+
+class CollectionInfo(BaseModel):
+    name: str = Field(description="Collection name; pass it as `collection` to other routes.")
+    documents: int = Field(description="Documents in the collection.")
+    passages: int = Field(description="Sentences in the collection.")
+    model: str = Field(description="Embedding model the collection was built with.")
+    created_at: str = Field(description="When its current generation was written (UTC).")
 
 
 class Health(BaseModel):

@@ -35,6 +35,12 @@ IndexDir = Annotated[
     Path | None,
     typer.Option("--index-dir", help="Index folder [default: FINDLING_INDEX_DIR or index/]."),
 ]
+Collection = Annotated[
+    str | None,
+    typer.Option(
+        "--collection", "-c", help="Collection name [default: FINDLING_COLLECTION or default]."
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ModeOption = Annotated[
     str | None,
@@ -61,8 +67,13 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _settings(index_dir: Path | None) -> Settings:
-    return Settings(index_dir=index_dir) if index_dir else Settings()
+def _settings(index_dir: Path | None = None, collection: str | None = None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if index_dir:
+        overrides["index_dir"] = index_dir
+    if collection:
+        overrides["collection"] = collection
+    return Settings(**overrides)
 
 
 @app.command("index")
@@ -71,21 +82,49 @@ def index_command(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Files or folders to index [default: seeds/].")
     ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove documents of files below PATHS that are gone.")
+    ] = True,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Start from an empty index (e.g. after a model change)."),
+    ] = False,
+    collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Index .txt and .md files (UTF-8) into a new index generation, replacing the old one."""
+    """Index .txt, .md, .html, .pdf and .jsonl files: adds new, re-embeds changed, drops gone."""
+    _update(paths or [Path("seeds")], prune, rebuild, collection, index_dir, as_json)
+
+
+@app.command("add")
+@handle_errors
+def add_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to add or update.")],
+    collection: Collection = None,
+    index_dir: IndexDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add or update documents without removing anything else."""
+    _update(paths, False, False, collection, index_dir, as_json)
+
+
+def _update(
+    paths: list[Path],
+    prune: bool,
+    rebuild: bool,
+    collection: str | None,
+    index_dir: Path | None,
+    as_json: bool,
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from indexer.documents import check_paths
     from indexer.service import create_service
 
-    paths = paths or [Path("seeds")]
     check_paths(paths)
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, collection)
     service = create_service(settings)
-    with err.status(f"loading model {settings.model} ...", spinner="dots"):
-        service.embedder.load()
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, disable=as_json, transient=True) as bar:
         task = bar.add_task("embedding sentences", total=None)
@@ -93,20 +132,48 @@ def index_command(
             paths,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             batch_size=settings.batch_size,
+            prune=prune,
+            rebuild=rebuild,
         )
+    _report(summary, as_json)
+
+
+@app.command("remove")
+@handle_errors
+def remove_command(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders whose documents to remove.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Remove documents whose path matches this glob.")
+    ] = None,
+    collection: Collection = None,
+    index_dir: IndexDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove documents from the index (no embedding work)."""
+    from indexer.service import create_service
+
+    if not paths and source is None:
+        raise typer.BadParameter("give files or folders, or --source PATTERN")
+    summary = create_service(_settings(index_dir, collection)).remove(paths or [], source)
+    _report(summary, as_json)
+
+
+def _report(summary: BuildSummary, as_json: bool) -> None:
     for skipped in summary.skipped:
-        err.print(f"[yellow]warning:[/] skipped {escape(skipped.path)}: {skipped.reason}")
+        err.print(f"[yellow]warning:[/] skipped {escape(skipped.path)}: {escape(skipped.reason)}")
     if as_json:
         print(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
-    else:
-        _print_summary(summary)
-
-
-def _print_summary(summary: BuildSummary) -> None:
+        return
     out.print(
-        f"indexed [bold]{summary.documents}[/] document(s), [bold]{summary.passages}[/] sentences "
-        f"in {summary.seconds:.1f} s with {escape(summary.model)}"
-        + (f", skipped {len(summary.skipped)} file(s)" if summary.skipped else "")
+        f"index holds [bold]{summary.documents}[/] document(s), [bold]{summary.passages}[/] "
+        f"sentences ({escape(summary.model)}); {summary.seconds:.1f} s"
+    )
+    out.print(
+        f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
+        f"unchanged {summary.unchanged}; embedded {summary.embedded} sentences"
+        + (f"; skipped {len(summary.skipped)} file(s)" if summary.skipped else "")
     )
     out.print(f"index: {escape(summary.index_dir)}/ ({summary.generation})")
 
@@ -117,13 +184,20 @@ def search_command(
     question: Annotated[str, typer.Argument(help="A question in German or English.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
     mode: ModeOption = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="key=value, e.g. lang=de or source='*.md'; repeatable."),
+    ] = None,
+    collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ask a question; print the best-matching sentences with context and source."""
+    """Ask a question; print the best-matching passages with context and source."""
+    from indexer.filters import parse_filters
     from indexer.service import create_service
 
-    response = create_service(_settings(index_dir)).search(question, k, mode)
+    service = create_service(_settings(index_dir, collection))
+    response = service.search(question, k, mode, parse_filters(filters or []))
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -144,16 +218,21 @@ def _print_results(response: SearchResponse) -> None:
 
 @app.command("info")
 @handle_errors
-def info_command(index_dir: IndexDir = None, as_json: JsonFlag = False) -> None:
-    """Show what the index holds: model, dimension, counts, sources."""
+def info_command(
+    collection: Collection = None, index_dir: IndexDir = None, as_json: JsonFlag = False
+) -> None:
+    """Show what a collection holds: model, dimension, counts, sources."""
     from indexer.service import create_service
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, collection)
     manifest = create_service(settings).info()
     if as_json:
         print(json.dumps(manifest.to_json(), ensure_ascii=False, indent=2))
         return
-    out.print(f"index:      {escape(str(settings.index_dir))}/ ({manifest.generation})")
+    out.print(
+        f"collection: {escape(settings.collection)} in {escape(str(settings.index_dir))}/ "
+        f"({manifest.generation})"
+    )
     out.print(f"model:      {escape(manifest.model)} ({manifest.dimension} dimensions)")
     out.print(f"documents:  {manifest.documents}")
     out.print(f"sentences:  {manifest.passages}")
@@ -162,6 +241,47 @@ def info_command(index_dir: IndexDir = None, as_json: JsonFlag = False) -> None:
         out.print(
             f"  {escape(source.path)}  [dim]{source.language}, {source.passages} sentences[/]"
         )
+
+
+@app.command("collections")
+@handle_errors
+def collections_command(index_dir: IndexDir = None, as_json: JsonFlag = False) -> None:
+    """List the collections with their sizes."""
+    from indexer.service import create_catalog
+
+    catalog = create_catalog(_settings(index_dir))
+    manifests = {name: catalog.service(name).info() for name in catalog.names()}
+    if as_json:
+        rows = [
+            {"name": name, "documents": m.documents, "passages": m.passages, "model": m.model}
+            for name, m in manifests.items()
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    if not manifests:
+        out.print(f"no collections in {escape(str(catalog.root))}/: run `findling index`")
+    for name, m in manifests.items():
+        out.print(
+            f"{escape(name)}  [dim]{m.documents} documents, {m.passages} sentences, "
+            f"{escape(m.model)}[/]"
+        )
+
+
+@app.command("drop")
+@handle_errors
+def drop_command(
+    name: Annotated[str, typer.Argument(help="The collection to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    index_dir: IndexDir = None,
+) -> None:
+    """Delete a collection and its files."""
+    from indexer.service import create_catalog
+
+    catalog = create_catalog(_settings(index_dir))
+    if not yes and not typer.confirm(f"delete collection {name!r} in {catalog.root}/?"):
+        raise typer.Exit(1)
+    catalog.drop(name)
+    out.print(f"dropped collection {escape(name)}")
 
 
 @app.command("serve")

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import SourceNotFoundError
+from indexer.formats import SUFFIXES, Extracted, FormatError, extract
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md")
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _LINE_BREAK = re.compile(r"\r?\n\s*")
 _MD_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
@@ -24,20 +28,24 @@ _MD_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
 
 @dataclass(frozen=True)
 class Document:
-    """A source file's full text. ``id`` is its path relative to the indexed root."""
+    """A source's full text. ``id`` is the resolved file path (plus ``#key`` for JSONL records),
+    ``path`` the file as it was given."""
 
     id: str
     path: str
     text: str
     sha256: str
     language: str
+    title: str = ""
+    modified: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Passage:
     """One sentence: where it stands in its document and in its paragraph.
 
-    Offsets count Unicode code points of the decoded document text, end exclusive, so
+    Offsets count Unicode code points of the document text, end exclusive, so
     ``document.text[start:end] == text``.
     """
 
@@ -54,16 +62,18 @@ class Passage:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file that was not indexed, and why."""
+    """A file (or record) that was not indexed, and why. ``id`` is the document id it has."""
 
     path: str
     reason: str
+    id: str = ""
 
 
 @dataclass(frozen=True)
 class ReadResult:
     documents: list[Document]
     skipped: list[Skipped]
+    roots: list[str]  # resolved paths that were read: what a prune may remove documents under
 
 
 def check_paths(paths: Iterable[Path]) -> None:
@@ -75,59 +85,120 @@ def check_paths(paths: Iterable[Path]) -> None:
             )
 
 
-def discover_files(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
-    """Yield ``(file, root)`` for every supported file below the given files and folders."""
+def discover_files(paths: Iterable[Path]) -> Iterator[Path | Skipped]:
+    """Every supported file below the given files and folders, or why one was passed over."""
     paths = list(paths)
     check_paths(paths)
     for path in paths:
-        if path.is_file():
-            yield path, path.parent
-            continue
-        for file in sorted(path.rglob("*")):
-            if file.is_file() and file.suffix.lower() in SUFFIXES:
-                yield file, path
+        if path.is_dir():
+            yield from _walk(path)
+        else:
+            yield path  # a file named explicitly is read whatever its suffix says
 
 
-def read_documents(paths: Iterable[Path]) -> ReadResult:
-    """Read every ``.txt``/``.md`` file below ``paths`` as UTF-8; undecodable files are skipped."""
+def _walk(root: Path) -> Iterator[Path | Skipped]:
+    real_root = root.resolve()
+    visited = {real_root}
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        kept = []
+        for name in sorted(subfolders):
+            if name.startswith("."):  # .git, .venv and friends are not documents
+                continue
+            problem = _link_problem(Path(folder, name), real_root, visited)
+            if isinstance(problem, Skipped):
+                yield problem
+            else:
+                visited.add(problem)
+                kept.append(name)
+        subfolders[:] = kept
+        for name in sorted(files):
+            file = Path(folder, name)
+            if name.startswith(".") or file.suffix.lower() not in SUFFIXES:
+                continue
+            problem = _link_problem(file, real_root, set())
+            yield problem if isinstance(problem, Skipped) else file
+
+
+def _link_problem(path: Path, real_root: Path, visited: set[Path]) -> Path | Skipped:
+    """The resolved path, or why following it would loop or leave the root."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return Skipped(str(path), "broken symbolic link or symlink loop")
+    if not real.is_relative_to(real_root):
+        return Skipped(str(path), f"links outside the indexed folder (to {real})")
+    if real in visited:
+        return Skipped(str(path), "symlink loop (folder already read)")
+    return real
+
+
+def read_documents(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> ReadResult:
+    """Read every supported file below ``paths``; bad files are skipped with a reason."""
+    paths = list(paths)
     documents: list[Document] = []
     skipped: list[Skipped] = []
     seen: set[Path] = set()
-    for file, root in discover_files(paths):
-        resolved = file.resolve()
-        if resolved in seen:
+    for item in discover_files(paths):
+        if isinstance(item, Skipped):
+            skipped.append(item)
             continue
-        seen.add(resolved)
-        raw = file.read_bytes()
         try:
-            # utf-8-sig: a BOM is not text, so offsets start after it
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            skipped.append(Skipped(str(file), f"not valid UTF-8 (byte {exc.start})"))
+            real = item.resolve(strict=True)
+        except (OSError, RuntimeError):
+            skipped.append(Skipped(str(item), "broken symbolic link or symlink loop"))
             continue
-        if not text.strip():
-            skipped.append(Skipped(str(file), "empty"))
+        if real in seen:
             continue
-        doc_id = file.relative_to(root).as_posix() if root != file.parent else file.name
-        documents.append(
-            Document(
-                id=_unique_id(doc_id, documents),
-                path=str(file),
-                text=text,
-                sha256=hashlib.sha256(raw).hexdigest(),
-                language=detect_language(text),
-            )
-        )
-    return ReadResult(documents, skipped)
+        seen.add(real)
+        for result in _read_file(item, real, max_bytes):
+            if isinstance(result, Skipped):
+                skipped.append(result)
+            else:
+                documents.append(result)
+    return ReadResult(documents, skipped, [p.resolve().as_posix() for p in paths])
 
 
-def _unique_id(doc_id: str, documents: list[Document]) -> str:
-    # two roots may hold the same relative name; ids must stay unique
-    taken = {d.id for d in documents}
-    candidate, n = doc_id, 2
-    while candidate in taken:
-        candidate, n = f"{doc_id}#{n}", n + 1
-    return candidate
+def _read_file(file: Path, real: Path, max_bytes: int) -> Iterator[Document | Skipped]:
+    doc_id = real.as_posix()
+    try:
+        stat = file.stat()
+        if stat.st_size > max_bytes:
+            limit = f"{max_bytes / 1024 / 1024:g} MB"
+            yield Skipped(str(file), f"larger than {limit} (FINDLING_MAX_FILE_MB)", doc_id)
+            return
+        raw = file.read_bytes()
+    except OSError as exc:
+        yield Skipped(str(file), f"unreadable ({exc.strerror or exc})", doc_id)
+        return
+    modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(timespec="seconds")
+    try:
+        for item in extract(raw, file.suffix.lower()):
+            yield _document(file, doc_id, raw, modified, item)
+    except FormatError as exc:
+        yield Skipped(str(file), str(exc), doc_id)
+
+
+def _document(
+    file: Path, doc_id: str, raw: bytes, modified: str, item: Extracted | FormatError
+) -> Document | Skipped:
+    if isinstance(item, FormatError):
+        return Skipped(str(file), str(item), doc_id)
+    if item.key:
+        doc_id = f"{doc_id}#{item.key}"
+        raw = json.dumps([item.text, item.title, item.metadata], sort_keys=True).encode()
+    if not item.text.strip():
+        return Skipped(str(file) + (f"#{item.key}" if item.key else ""), "no text", doc_id)
+    declared = item.metadata.get("language") or item.metadata.get("lang")
+    return Document(
+        id=doc_id,
+        path=str(file) + (f"#{item.key}" if item.key else ""),
+        text=item.text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        language=str(declared) if declared else detect_language(item.text),
+        title=item.title,
+        modified=modified,
+        metadata=item.metadata,
+    )
 
 
 def paragraph_spans(text: str) -> list[tuple[int, int]]:

@@ -51,30 +51,36 @@ def current_generation(index_dir: Path) -> Path:
 
 
 def write_generation(index_dir: Path, write: Callable[[Path, str], None]) -> Path:
-    """Create a new generation with ``write(folder, name)`` and make it current atomically."""
-    _check_is_index_folder(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(index_dir):
-        _remove_leftovers(index_dir)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{PREFIX}{stamp}-{secrets.token_hex(3)}"
-        tmp = index_dir / f"{TMP_PREFIX}{name}"
-        tmp.mkdir()
-        try:
-            write(tmp, name)
-            # deepest first, so every file and folder entry is durable before the rename
-            for path in sorted(tmp.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                _fsync_path(path)
-            _fsync_path(tmp)
-            final = index_dir / name
-            os.rename(tmp, final)
-            _point_current(index_dir, name)
-        except BaseException:
-            # Ctrl-C included: the old generation stays current, the partial one goes
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _prune(index_dir, keep=name)
-        return final
+    """Take the writer lock, then :func:`commit_generation`."""
+    with writer_lock(index_dir):
+        return commit_generation(index_dir, write)
+
+
+def commit_generation(index_dir: Path, write: Callable[[Path, str], None]) -> Path:
+    """Create a new generation with ``write(folder, name)`` and make it current atomically.
+
+    The caller holds :func:`writer_lock`, for as long as it reads the generation it builds on.
+    """
+    _remove_leftovers(index_dir)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    name = f"{PREFIX}{stamp}-{secrets.token_hex(3)}"
+    tmp = index_dir / f"{TMP_PREFIX}{name}"
+    tmp.mkdir()
+    try:
+        write(tmp, name)
+        # deepest first, so every file and folder entry is durable before the rename
+        for path in sorted(tmp.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            _fsync_path(path)
+        _fsync_path(tmp)
+        final = index_dir / name
+        os.rename(tmp, final)
+        _point_current(index_dir, name)
+    except BaseException:
+        # Ctrl-C included: the old generation stays current, the partial one goes
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(index_dir, keep=name)
+    return final
 
 
 def _check_is_index_folder(index_dir: Path) -> None:
@@ -97,7 +103,10 @@ def _check_is_index_folder(index_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _writer_lock(index_dir: Path) -> Iterator[None]:
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the one-writer lock of ``index_dir`` (created if missing), or fail clearly."""
+    _check_is_index_folder(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
     with (index_dir / LOCK).open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -92,7 +92,7 @@ class LexicalIndex:
     PARAMS = "lexical.json"
 
     def __init__(self, retriever: Any) -> None:
-        self._retriever = retriever
+        self._retriever = retriever  # None for an empty index: bm25s cannot index nothing
 
     @classmethod
     def build(cls, texts: Sequence[str], languages: Sequence[str]) -> LexicalIndex:
@@ -101,6 +101,8 @@ class LexicalIndex:
         # bm25s sets its own logger to DEBUG on import, which floods stderr
         logging.getLogger("bm25s").setLevel(logging.WARNING)
 
+        if not texts:
+            return cls(None)
         retriever = bm25s.BM25()
         corpus = [
             analyze(t, lang) or ["\x00empty"] for t, lang in zip(texts, languages, strict=True)
@@ -111,10 +113,10 @@ class LexicalIndex:
     def save(self, folder: Path) -> None:
         """Write plain .npy and .json files (no pickle) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        self._retriever.save(str(folder), show_progress=False)
-        (folder / self.PARAMS).write_text(
-            json.dumps({"analyzer_version": ANALYZER_VERSION}), encoding="utf-8"
-        )
+        if self._retriever is not None:
+            self._retriever.save(str(folder), show_progress=False)
+        params = {"analyzer_version": ANALYZER_VERSION, "empty": self._retriever is None}
+        (folder / self.PARAMS).write_text(json.dumps(params), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
@@ -122,6 +124,8 @@ class LexicalIndex:
 
         try:
             params = json.loads((folder / cls.PARAMS).read_text(encoding="utf-8"))
+            if params.get("empty"):
+                return cls(None)
             retriever = bm25s.BM25.load(str(folder), allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
@@ -136,6 +140,8 @@ class LexicalIndex:
         return cls(retriever)
 
     def scores(self, query: str, language: str) -> LexicalScores:
+        if self._retriever is None:
+            return LexicalScores(np.zeros(0, dtype=np.float32))
         terms = [t for t in analyze(query, language) if t in self._retriever.vocab_dict]
         if not terms:
             return LexicalScores(np.zeros(self._retriever.scores["num_docs"], dtype=np.float32))

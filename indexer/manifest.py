@@ -33,6 +33,7 @@ class Manifest:
     dimension: int
     documents: int
     passages: int
+    next_id: int  # the passage id the next added sentence gets; ids are never reused
     created_at: str
     generation: str
     splitter: str

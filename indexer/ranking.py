@@ -5,7 +5,7 @@ Pure functions over scores and passage metadata; the service feeds them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,7 +76,7 @@ def fuse(
     ]
 
 
-def collapse(ranked: Iterable[Scored], passages: Sequence[Passage], k: int) -> list[Scored]:
+def collapse(ranked: Iterable[Scored], passages: Mapping[int, Passage], k: int) -> list[Scored]:
     """Keep the best sentence of each paragraph until ``k`` paragraphs are found."""
     seen: set[tuple[str, int]] = set()
     kept = []

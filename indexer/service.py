@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from indexer.documents import (
+    DEFAULT_MAX_BYTES,
     Document,
     Passage,
     Skipped,
@@ -23,12 +24,22 @@ from indexer.documents import (
     split_document,
 )
 from indexer.embedder import Embedder, make_embedder
-from indexer.errors import InvalidRequestError, ModelMismatchError, SourceNotFoundError
-from indexer.generations import current_generation, write_generation
+from indexer.errors import (
+    IndexCorruptError,
+    InvalidRequestError,
+    ModelMismatchError,
+    SourceNotFoundError,
+)
+from indexer.filters import allowed_ids
+from indexer.generations import CURRENT, commit_generation, current_generation, writer_lock
 from indexer.manifest import Manifest, read_manifest
 from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
 from indexer.settings import Settings
 from indexer.storage import LoadedIndex, load_index, write_index_files
+from indexer.updates import Plan, matches_source, plan_removal, plan_update
+
+if TYPE_CHECKING:
+    from indexer.catalog import Catalog
 
 MAX_CONTEXT_CHARS = 1200  # beyond this a paragraph is cut to a window of sentences
 CONTEXT_WINDOW = 2  # sentences either side of the hit when the paragraph is cut
@@ -80,11 +91,18 @@ class SearchResponse:
 
 @dataclass(frozen=True)
 class BuildSummary:
+    """What an index run did. ``documents``/``passages`` count the whole index afterwards."""
+
     index_dir: str
     generation: str
     model: str
     documents: int
     passages: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int
     skipped: list[Skipped]
     seconds: float
 
@@ -105,6 +123,7 @@ class SearchService:
         max_query_chars: int = 2000,
         default_mode: Mode = "hybrid",
         fusion: Fusion | None = None,
+        max_file_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.index_dir = index_dir
         self.embedder = embedder
@@ -113,49 +132,162 @@ class SearchService:
         self.max_query_chars = max_query_chars
         self.default_mode: Mode = default_mode
         self.fusion = fusion or Fusion()
+        self.max_file_bytes = max_file_bytes
         self._loaded: LoadedIndex | None = None
         self._lock = threading.Lock()
 
     # -- building -----------------------------------------------------------------------------
 
     def build(
-        self, paths: Sequence[Path], progress: Progress | None = None, batch_size: int = 32
+        self,
+        paths: Sequence[Path],
+        progress: Progress | None = None,
+        batch_size: int = 32,
+        *,
+        prune: bool = True,
+        rebuild: bool = False,
     ) -> BuildSummary:
-        """Index every document below ``paths`` into a new generation and make it current."""
-        read = read_documents(paths)
-        if not read.documents:
+        """Bring the index up to date with the documents below ``paths`` in a new generation.
+
+        New files are added, changed files re-embedded, unchanged files copied without any
+        embedding work; with ``prune``, documents of files under ``paths`` that are gone are
+        removed. ``rebuild`` starts from nothing instead of the current generation.
+        """
+        read = read_documents(paths, self.max_file_bytes)
+        if not read.documents and (rebuild or not self._has_index()):
             names = ", ".join(str(p) for p in paths)
             raise SourceNotFoundError(
-                f"no readable .txt or .md documents in {names}",
-                "point `findling index` at a folder of UTF-8 text or Markdown files",
+                f"no readable documents in {names}",
+                "point `findling index` at .txt, .md, .html, .pdf or .jsonl files",
             )
-        return self.build_documents(read.documents, read.skipped, progress, batch_size)
+        protected = {s.id for s in read.skipped if s.id}
+        return self._update(
+            lambda old: plan_update(old, read.documents, protected, read.roots if prune else None),
+            read.skipped,
+            rebuild,
+            progress,
+            batch_size,
+        )
 
     def build_documents(
         self,
         documents: list[Document],
-        skipped: Sequence[Skipped] = (),
         progress: Progress | None = None,
         batch_size: int = 32,
     ) -> BuildSummary:
-        """Index ready-made documents (e.g. an evaluation corpus) into a new generation."""
-        started = time.perf_counter()
-        passages = [p for doc in documents for p in split_document(doc)]
-        vectors = self._embed_passages(passages, documents, progress, batch_size)
-        model = self.embedder.name
-        folder = write_generation(
-            self.index_dir,
-            lambda tmp, name: write_index_files(tmp, name, model, documents, passages, vectors),
+        """Index ready-made documents (e.g. an evaluation corpus) as a fresh generation."""
+        return self._update(
+            lambda old: plan_update({}, documents, set(), None), [], True, progress, batch_size
         )
+
+    def remove(self, targets: Sequence[Path], pattern: str | None = None) -> BuildSummary:
+        """Remove documents of the given files/folders or whose path matches a glob pattern."""
+        if not self._has_index():
+            current_generation(self.index_dir)  # raises the "no index" error
+        resolved = [t.resolve().as_posix() for t in targets]
+        return self._update(
+            lambda old: plan_removal(old, lambda d: matches_source(d, resolved, pattern)),
+            [],
+            False,
+            None,
+            32,
+        )
+
+    def _has_index(self) -> bool:
+        return (self.index_dir / CURRENT).exists()
+
+    def _update(
+        self,
+        plan_for: Callable[[dict[str, Document]], Plan],
+        skipped: Sequence[Skipped],
+        rebuild: bool,
+        progress: Progress | None,
+        batch_size: int,
+    ) -> BuildSummary:
+        started = time.perf_counter()
+        model = self.embedder.name
+        # the lock covers reading the base too: two writers must not build on the same base
+        with writer_lock(self.index_dir):
+            base = None if rebuild or not self._has_index() else self._base()
+            plan = plan_for(dict(base.documents) if base else {})
+            if base is not None and not (plan.added or plan.updated or plan.removed):
+                return self._unchanged(base, plan, skipped, started)
+            documents, passages, vectors = self._assemble(base, plan, progress, batch_size)
+            folder = commit_generation(
+                self.index_dir,
+                lambda tmp, name: write_index_files(tmp, name, model, documents, passages, vectors),
+            )
         return BuildSummary(
             index_dir=str(self.index_dir),
             generation=folder.name,
             model=model,
             documents=len(documents),
             passages=len(passages),
+            added=plan.added,
+            updated=plan.updated,
+            removed=plan.removed,
+            unchanged=plan.unchanged,
+            embedded=sum(1 for pid, _ in passages if base is None or pid >= base.manifest.next_id),
             skipped=list(skipped),
             seconds=time.perf_counter() - started,
         )
+
+    def _unchanged(
+        self, base: LoadedIndex, plan: Plan, skipped: Sequence[Skipped], started: float
+    ) -> BuildSummary:
+        # nothing to do: no new generation, so readers and disk see no churn
+        return BuildSummary(
+            index_dir=str(self.index_dir),
+            generation=base.generation,
+            model=base.manifest.model,
+            documents=base.manifest.documents,
+            passages=base.manifest.passages,
+            added=0,
+            updated=0,
+            removed=0,
+            unchanged=plan.unchanged,
+            embedded=0,
+            skipped=list(skipped),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _base(self) -> LoadedIndex:
+        base = self._current()
+        if base.manifest.model != self.embedder.name:
+            raise ModelMismatchError(
+                f"the index was built with model {base.manifest.model!r}, "
+                f"but the configured model is {self.embedder.name!r}",
+                "rebuild it with `findling index --rebuild` (or set FINDLING_MODEL back)",
+            )
+        return base
+
+    def _assemble(
+        self, base: LoadedIndex | None, plan: Plan, progress: Progress | None, batch_size: int
+    ) -> tuple[list[Document], list[tuple[int, Passage]], np.ndarray]:
+        """Documents, (id, passage) pairs and vectors of the next generation, ids ascending.
+
+        Kept documents bring their passages, ids and vectors along; ids are never reused, so a
+        removed sentence can never come back as a ghost under another sentence's id.
+        """
+        new_passages = [p for doc in plan.embed for p in split_document(doc)]
+        first = 0 if base is None else base.manifest.next_id
+        new = [(first + i, p) for i, p in enumerate(new_passages)]
+        if base is None:
+            vectors = self._embed_passages(new_passages, plan.embed, progress, batch_size)
+            return list(plan.embed), new, vectors
+        new_vectors = (
+            self._embed_passages(new_passages, plan.embed, progress, batch_size)
+            if new_passages
+            else np.zeros((0, base.store.dimension), dtype=np.float32)
+        )
+        keep = set(plan.keep)
+        kept = sorted(
+            ((pid, p) for pid, p in base.passages.items() if p.doc_id in keep),
+            key=lambda item: item[0],
+        )
+        old_vectors = base.store.vectors(np.array([pid for pid, _ in kept], dtype=np.int64))
+        documents = [base.documents[d] for d in plan.keep] + plan.embed
+        return documents, kept + new, np.concatenate([old_vectors, new_vectors])
 
     def _embed_passages(
         self,
@@ -168,7 +300,8 @@ class SearchService:
         # a sentence the context it refers to ("he", "the city"); measured better than either
         texts = {d.id: d.text for d in documents}
         sentences = [p.text for p in passages]
-        windows = [_window_text(passages, i, texts) for i in range(len(passages))]
+        by_position = dict(enumerate(passages))
+        windows = [_window_text(by_position, i, texts) for i in range(len(passages))]
         unique = list(dict.fromkeys(sentences + windows))
         embedded = self._embed_unique(unique, progress, batch_size)
         row = {text: i for i, text in enumerate(unique)}
@@ -204,24 +337,40 @@ class SearchService:
         self.embedder.load()
 
     def _current(self) -> LoadedIndex:
-        folder = current_generation(self.index_dir)
-        with self._lock:
-            # another process may have committed a newer generation: pick it up, no restart
-            if self._loaded is None or self._loaded.generation != folder.name:
-                self._loaded = load_index(folder)
-        return self._loaded
+        # another process may have committed a newer generation: pick it up, no restart
+        while True:
+            folder = current_generation(self.index_dir)
+            with self._lock:
+                if self._loaded is not None and self._loaded.generation == folder.name:
+                    return self._loaded
+                try:
+                    self._loaded = load_index(folder)
+                    return self._loaded
+                except IndexCorruptError:
+                    # a writer may have committed twice and pruned this generation after we
+                    # read CURRENT; only a generation that is still current is really damaged
+                    if current_generation(self.index_dir) == folder:
+                        raise
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> SearchResponse:
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> SearchResponse:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
-        ``took_ms`` excludes the one-time loading of model and index.
+        ``filters`` keep only passages whose document matches every ``key: value`` (see
+        :func:`indexer.filters.matcher`). ``took_ms`` excludes loading model and index.
         """
         query = self._check_query(query)
         k = self._check_k(k)
         chosen = self._check_mode(mode)
         loaded = self._ready()
         started = time.perf_counter()
-        ranked = self._rank(loaded, query, chosen, max(MIN_CANDIDATES, 10 * k))
+        allowed = allowed_ids(loaded, filters) if filters else None
+        ranked = self._rank(loaded, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
         results = [
             _result(loaded, hit, rank)
             for rank, hit in enumerate(collapse(ranked, loaded.passages, k), start=1)
@@ -231,7 +380,7 @@ class SearchService:
     def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[Passage, float]]:
         """Sentences ranked for ``query`` without collapsing (for evaluation)."""
         loaded = self._ready()
-        ranked = self._rank(loaded, query.strip(), mode, depth)[:depth]
+        ranked = self._rank(loaded, query.strip(), mode, depth, None)[:depth]
         return [(loaded.passages[hit.pid], hit.score) for hit in ranked]
 
     def _ready(self) -> LoadedIndex:
@@ -240,28 +389,41 @@ class SearchService:
             raise ModelMismatchError(
                 f"the index was built with model {loaded.manifest.model!r}, "
                 f"but the configured model is {self.embedder.name!r}",
-                f"set FINDLING_MODEL={loaded.manifest.model} or rebuild with `findling index`",
+                f"set FINDLING_MODEL={loaded.manifest.model} or rebuild with "
+                "`findling index --rebuild`",
             )
         self.embedder.load()
         return loaded
 
-    def _rank(self, loaded: LoadedIndex, query: str, mode: Mode, depth: int) -> list[Scored]:
-        ids: list[np.ndarray] = []
-        dense_scores = lexical_all = None
+    def _rank(
+        self,
+        loaded: LoadedIndex,
+        query: str,
+        mode: Mode,
+        depth: int,
+        allowed: np.ndarray | None,
+    ) -> list[Scored]:
+        ids: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+        dense_scores = lexical_rows = None
         if mode in ("dense", "hybrid"):
             query_vector = self.embedder.embed_query(query)
-            ids.append(loaded.store.search(query_vector, depth).ids)
+            ids.append(loaded.store.search(query_vector, depth, allowed).ids)
         language = detect_language(query)
         if mode in ("bm25", "hybrid"):
-            lexical_all = loaded.lexical.scores(query, language).normalised()
-            top = np.argsort(-lexical_all, kind="stable")[:depth]
-            ids.append(top[lexical_all[top] > 0])
+            lexical_rows = loaded.lexical.scores(query, language).normalised()
+            if allowed is not None:
+                lexical_rows = np.where(np.isin(loaded.ids, allowed), lexical_rows, 0.0)
+            top = np.argsort(-lexical_rows, kind="stable")[:depth]
+            ids.append(loaded.ids[top[lexical_rows[top] > 0]])
         candidates = np.unique(np.concatenate(ids)).astype(np.int64)
         if mode in ("dense", "hybrid"):
             dense_scores = loaded.store.vectors(candidates) @ query_vector
-        lexical = None if lexical_all is None else lexical_all[candidates]
-        same = np.array([loaded.passages[i].language == language for i in candidates], dtype=bool)
-        return fuse(mode, candidates, dense_scores, lexical, same, self.fusion)
+        # passage ids ascend in file order, which is the lexical index's row order
+        lexical = None
+        if lexical_rows is not None:
+            lexical = lexical_rows[np.searchsorted(loaded.ids, candidates)]
+        same = np.array([loaded.passages[int(i)].language == language for i in candidates])
+        return fuse(mode, candidates, dense_scores, lexical, same.astype(bool), self.fusion)
 
     def _check_query(self, query: str) -> str:
         query = query.strip()
@@ -296,20 +458,34 @@ class SearchService:
         )
 
 
+def create_catalog(settings: Settings) -> Catalog:
+    """All collections under the settings' index folder, sharing one (lazy) embedder."""
+    from indexer.catalog import Catalog
+
+    embedder = make_embedder(settings)
+    fusion = Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight)
+
+    def make_service(index_dir: Path) -> SearchService:
+        return SearchService(
+            index_dir,
+            embedder,
+            default_k=settings.default_k,
+            max_k=settings.max_k,
+            max_query_chars=settings.max_query_chars,
+            default_mode=settings.search_mode,
+            fusion=fusion,
+            max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+        )
+
+    return Catalog(settings.index_dir, make_service)
+
+
 def create_service(settings: Settings) -> SearchService:
-    """The service the settings describe; the model is not loaded yet."""
-    return SearchService(
-        settings.index_dir,
-        make_embedder(settings),
-        default_k=settings.default_k,
-        max_k=settings.max_k,
-        max_query_chars=settings.max_query_chars,
-        default_mode=settings.search_mode,
-        fusion=Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight),
-    )
+    """The service of the settings' collection; the model is not loaded yet."""
+    return create_catalog(settings).service(settings.collection)
 
 
-def _window_text(passages: list[Passage], i: int, texts: dict[str, str]) -> str:
+def _window_text(passages: Mapping[int, Passage], i: int, texts: dict[str, str]) -> str:
     """The sentence with up to EMBED_WINDOW neighbours of its paragraph, as in the source."""
     first, last = _neighbours(passages, i, EMBED_WINDOW)
     return texts[passages[i].doc_id][passages[first].start : passages[last].end]
@@ -338,7 +514,7 @@ def _result(loaded: LoadedIndex, hit: Scored, rank: int) -> SearchResult:
     )
 
 
-def _context_span(passages: list[Passage], pid: int) -> tuple[int, int]:
+def _context_span(passages: Mapping[int, Passage], pid: int) -> tuple[int, int]:
     """The paragraph around a sentence, or a window of its neighbours if the paragraph is long."""
     hit = passages[pid]
     if hit.paragraph_end - hit.paragraph_start <= MAX_CONTEXT_CHARS:
@@ -347,16 +523,19 @@ def _context_span(passages: list[Passage], pid: int) -> tuple[int, int]:
     return passages[first].start, passages[last].end
 
 
-def _neighbours(passages: list[Passage], pid: int, n: int) -> tuple[int, int]:
-    """Ids of the first and last sentence within ``n`` of ``pid`` in the same paragraph."""
+def _neighbours(passages: Mapping[int, Passage], pid: int, n: int) -> tuple[int, int]:
+    """Ids of the first and last sentence within ``n`` of ``pid`` in the same paragraph.
+
+    A document's sentences have consecutive ids, so neighbours are ``pid - 1`` and ``pid + 1``.
+    """
     hit = passages[pid]
     first, last = pid, pid
-    while first > 0 and pid - first < n and _same_paragraph(passages[first - 1], hit):
+    while pid - first < n and _same_paragraph(passages.get(first - 1), hit):
         first -= 1
-    while last + 1 < len(passages) and last - pid < n and _same_paragraph(passages[last + 1], hit):
+    while last - pid < n and _same_paragraph(passages.get(last + 1), hit):
         last += 1
     return first, last
 
 
-def _same_paragraph(a: Passage, b: Passage) -> bool:
-    return a.doc_id == b.doc_id and a.paragraph == b.paragraph
+def _same_paragraph(a: Passage | None, b: Passage) -> bool:
+    return a is not None and a.doc_id == b.doc_id and a.paragraph == b.paragraph

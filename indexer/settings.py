@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         default_factory=_default_model_cache,
         description="Where the converted default model folder is cached.",
     )
+    collection: str = Field(
+        default="default", description="The collection (named index) commands work on."
+    )
+    max_file_mb: float = Field(
+        default=20.0, gt=0, description="Files larger than this (in MB) are skipped when indexing."
+    )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Sentences per embedding batch.")
     default_k: int = Field(default=5, ge=1, description="Results returned when k is not given.")
     max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")

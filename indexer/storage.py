@@ -40,21 +40,20 @@ VECTOR_RECIPE = "mean(embed(sentence), embed(sentence with its neighbours in the
 
 
 @dataclass(frozen=True)
-class DocumentRecord:
-    path: str
-    text: str
-
-
-@dataclass(frozen=True)
 class LoadedIndex:
-    """Everything a search needs from one generation, in memory."""
+    """Everything a search needs from one generation, in memory.
+
+    ``passages`` maps each passage id (its FAISS id, stable across generations) to the passage;
+    ``ids`` lists the ids in file order, which is the lexical index's row order.
+    """
 
     generation: str
     manifest: Manifest
     store: VectorStore
     lexical: LexicalIndex
-    passages: list[Passage]
-    documents: dict[str, DocumentRecord]
+    passages: dict[int, Passage]
+    ids: np.ndarray
+    documents: dict[str, Document]
 
 
 def write_index_files(
@@ -62,24 +61,29 @@ def write_index_files(
     generation: str,
     model: str,
     documents: list[Document],
-    passages: list[Passage],
+    passages: list[tuple[int, Passage]],
     vectors: np.ndarray,
 ) -> None:
-    """Write a complete generation into ``folder``; the manifest goes last."""
-    VectorStore.build(vectors, np.arange(len(passages), dtype=np.int64)).save(folder / VECTORS)
-    LexicalIndex.build([p.text for p in passages], [p.language for p in passages]).save(
+    """Write a complete generation into ``folder``; the manifest goes last.
+
+    ``passages`` pairs each passage with its id; ``vectors`` rows follow the same order.
+    """
+    ids = np.array([pid for pid, _ in passages], dtype=np.int64)
+    VectorStore.build(vectors, ids).save(folder / VECTORS)
+    LexicalIndex.build([p.text for _, p in passages], [p.language for _, p in passages]).save(
         folder / LEXICAL
     )
-    _write_jsonl(folder / PASSAGES, (_passage_row(p) for p in passages))
+    _write_jsonl(folder / PASSAGES, (_passage_row(pid, p) for pid, p in passages))
     _write_jsonl(folder / DOCUMENTS, (_document_row(d) for d in documents))
     counts: dict[str, int] = {}
-    for p in passages:
+    for _, p in passages:
         counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
     manifest = Manifest(
         model=model,
         dimension=int(vectors.shape[1]),
         documents=len(documents),
         passages=len(passages),
+        next_id=int(ids.max()) + 1 if len(ids) else 0,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         generation=generation,
         splitter=f"pysbd=={package_version('pysbd')}",
@@ -104,12 +108,10 @@ def load_index(folder: Path) -> LoadedIndex:
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     store = VectorStore.load(folder / VECTORS)
-    documents = {
-        row["id"]: DocumentRecord(row["path"], row["text"])
-        for row in _read_jsonl(folder / DOCUMENTS)
-    }
-    texts = {doc_id: record.text for doc_id, record in documents.items()}
-    passages = [_passage_from_row(row, texts) for row in _read_jsonl(folder / PASSAGES)]
+    documents = {row["id"]: _document_from_row(row) for row in _read_jsonl(folder / DOCUMENTS)}
+    texts = {doc_id: document.text for doc_id, document in documents.items()}
+    rows = [_passage_from_row(row, texts) for row in _read_jsonl(folder / PASSAGES)]
+    passages = dict(rows)
     if len(store) != len(passages) or store.dimension != manifest.dimension:
         raise IndexCorruptError(
             f"{folder} is inconsistent: {len(store)} vectors of dimension {store.dimension}, "
@@ -117,7 +119,8 @@ def load_index(folder: Path) -> LoadedIndex:
             "rebuild with `findling index`",
         )
     lexical = LexicalIndex.load(folder / LEXICAL)
-    return LoadedIndex(folder.name, manifest, store, lexical, passages, documents)
+    ids = np.array([pid for pid, _ in rows], dtype=np.int64)
+    return LoadedIndex(folder.name, manifest, store, lexical, passages, ids, documents)
 
 
 def package_version(name: str) -> str:
@@ -127,15 +130,17 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
-def _passage_row(p: Passage) -> dict[str, Any]:
-    row = asdict(p)
+def _passage_row(pid: int, p: Passage) -> dict[str, Any]:
+    row = {"id": pid, **asdict(p)}
     del row["text"]  # the document text holds it; offsets recover it exactly
     return row
 
 
-def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> Passage:
+def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> tuple[int, Passage]:
     try:
-        return Passage(**row, text=texts[row["doc_id"]][row["start"] : row["end"]])
+        fields = {k: v for k, v in row.items() if k != "id"}
+        text = texts[row["doc_id"]][row["start"] : row["end"]]
+        return int(row["id"]), Passage(**fields, text=text)
     except (KeyError, TypeError) as exc:
         raise IndexCorruptError(
             f"a passage row does not fit the index ({exc})", "rebuild with `findling index`"
@@ -143,7 +148,16 @@ def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> Passage:
 
 
 def _document_row(d: Document) -> dict[str, Any]:
-    return {"id": d.id, "path": d.path, "sha256": d.sha256, "language": d.language, "text": d.text}
+    return asdict(d)
+
+
+def _document_from_row(row: dict[str, Any]) -> Document:
+    try:
+        return Document(**row)
+    except TypeError as exc:
+        raise IndexCorruptError(
+            f"a document row does not fit the index ({exc})", "rebuild with `findling index`"
+        ) from exc
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:

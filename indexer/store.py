@@ -70,16 +70,24 @@ class VectorStore:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)))
 
-    def search(self, query: np.ndarray, k: int) -> Hits:
-        """The ``k`` nearest stored vectors to one query vector (fewer if the store is small)."""
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+        """The ``k`` nearest stored vectors to one query vector (fewer if the store is small),
+        only among the ``allowed`` ids if given."""
+        import faiss
+
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dimension:
             raise InvalidRequestError(
                 f"query has dimension {query.shape[1]}, the store holds {self.dimension}"
             )
-        k = min(k, len(self))
+        k = min(k, len(self) if allowed is None else len(allowed))
         if k <= 0:
             return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        scores, ids = self._index.search(query, k)
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters()
+            params.sel = selector
+        scores, ids = self._index.search(query, k, params=params)
         keep = ids[0] >= 0  # FAISS pads with -1 when fewer than k vectors qualify
         return Hits(ids[0][keep], scores[0][keep])

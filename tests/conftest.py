@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.catalog import Catalog
 from indexer.embedder import HashingEmbedder
 from indexer.service import SearchService
 from indexer.settings import Settings
@@ -36,8 +37,15 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def index_dir(tmp_path: Path) -> Path:
+def index_root(tmp_path: Path) -> Path:
+    """The folder holding the collections (FINDLING_INDEX_DIR)."""
     return tmp_path / "index"
+
+
+@pytest.fixture
+def index_dir(index_root: Path) -> Path:
+    """The default collection's folder."""
+    return index_root / "default"
 
 
 @pytest.fixture
@@ -52,8 +60,16 @@ def built(service: SearchService, corpus: Path) -> SearchService:
 
 
 @pytest.fixture
-def hashing_env(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> Settings:
+def catalog(index_root: Path, service: SearchService) -> Catalog:
+    """Collections under ``index_root`` on the hashing embedder; "default" is ``service``."""
+    catalog = Catalog(index_root, lambda folder: SearchService(folder, service.embedder))
+    catalog._services["default"] = service
+    return catalog
+
+
+@pytest.fixture
+def hashing_env(monkeypatch: pytest.MonkeyPatch, index_root: Path) -> Settings:
     """Environment for adapters (CLI, app) that build their own settings at the edge."""
     monkeypatch.setenv("FINDLING_MODEL", "hashing")
-    monkeypatch.setenv("FINDLING_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("FINDLING_INDEX_DIR", str(index_root))
     return Settings()

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from indexer.catalog import Catalog
 from indexer.service import SearchService
 
 
@@ -25,8 +26,8 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 @pytest.fixture
-def client(built: SearchService) -> Iterator[TestClient]:
-    with TestClient(create_app(service=built)) as test_client:
+def client(built: SearchService, catalog: Catalog) -> Iterator[TestClient]:
+    with TestClient(create_app(catalog=catalog)) as test_client:
         yield test_client
 
 
@@ -94,24 +95,50 @@ def test_health_info_and_docs(client: TestClient) -> None:
     assert "cosine" in result["score"]["description"].lower()
 
 
-def test_without_index_the_server_runs_and_explains(tmp_path: Path) -> None:
-    from indexer.embedder import HashingEmbedder
-
-    service = SearchService(tmp_path / "index", HashingEmbedder(256))
-    with TestClient(create_app(service=service)) as client:
+def test_without_index_the_server_runs_and_explains(catalog: Catalog) -> None:
+    with TestClient(create_app(catalog=catalog)) as client:
         assert client.get("/health").status_code == 200
         error = assert_error(client.get("/search", params={"q": "Rhein"}), 503, "index_not_found")
         assert "findling index" in str(error["hint"])
         assert_error(client.get("/info"), 503, "index_not_found")
+        assert client.get("/collections").json() == []
 
 
 def test_unexpected_errors_keep_the_shape(
-    built: SearchService, monkeypatch: pytest.MonkeyPatch
+    built: SearchService, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(built, "search", boom)
-    with TestClient(create_app(service=built), raise_server_exceptions=False) as client:
+    with TestClient(create_app(catalog=catalog), raise_server_exceptions=False) as client:
         error = assert_error(client.get("/search", params={"q": "x"}), 500, "internal_error")
         assert "boom" not in str(error)
+
+
+def test_collections_and_filters(
+    client: TestClient, catalog: Catalog, corpus: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n.txt").write_text("Die Mosel mündet in Koblenz in den Rhein.", encoding="utf-8")
+    catalog.service("notes").build([notes])
+    listed = {c["name"]: c for c in client.get("/collections").json()}
+    assert set(listed) == {"default", "notes"} and listed["notes"]["passages"] == 1
+    hit = client.get("/search", params={"q": "Mosel", "collection": "notes"}).json()["results"]
+    assert [r["text"] for r in hit] == ["Die Mosel mündet in Koblenz in den Rhein."]
+    english = client.get("/search", params={"q": "Rhein water", "filter": "lang=en"}).json()
+    assert english["results"] and all(r["language"] == "en" for r in english["results"])
+    posted = client.post(
+        "/search?collection=default", json={"query": "Rhein", "filters": {"source": "*.md"}}
+    ).json()
+    assert all(r["source"].endswith(".md") for r in posted["results"])
+    assert_error(
+        client.get("/search", params={"q": "x", "filter": "nonsense"}), 422, "invalid_request"
+    )
+    assert_error(
+        client.get("/search", params={"q": "x", "collection": "../etc"}), 422, "invalid_request"
+    )
+    assert_error(
+        client.get("/search", params={"q": "x", "collection": "nope"}), 503, "index_not_found"
+    )

@@ -41,7 +41,8 @@ def test_index_search_info_json(hashing_env: Settings, corpus: Path) -> None:
 
 def test_human_output(hashing_env: Settings, corpus: Path) -> None:
     code, out, _ = _run("index", str(corpus))
-    assert code == 0 and "indexed 2 document(s), 9 sentences" in out
+    assert code == 0 and "index holds 2 document(s), 9 sentences" in out
+    assert "added 2, updated 0, removed 0, unchanged 0; embedded 9 sentences" in out
     code, out, _ = _run("search", "Pasta salted water")
     assert code == 0 and "Pasta should be cooked in salted water." in out
     code, out, _ = _run("info")
@@ -108,3 +109,33 @@ def test_help_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_incremental_runs_add_remove_collections(hashing_env: Settings, corpus: Path) -> None:
+    def summary(*args: str) -> dict[str, object]:
+        code, out, err = _run(*args, "--json")
+        assert code == 0, err
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    assert summary("index", str(corpus))["added"] == 2
+    again = summary("index", str(corpus))
+    assert (again["unchanged"], again["embedded"]) == (2, 0)
+    extra = corpus / "extra.txt"
+    extra.write_text("Ein ganz neuer Satz.", encoding="utf-8")
+    assert summary("add", str(extra))["added"] == 1
+    removed = summary("remove", "--source", "*extra*")
+    assert (removed["removed"], removed["documents"]) == (1, 2)
+    assert summary("index", str(corpus), "--collection", "second")["documents"] == 3
+    code, out, _ = _run("collections", "--json")
+    assert {c["name"] for c in json.loads(out)} == {"default", "second"}
+    code, out, _ = _run("search", "neuer Satz", "-c", "second", "--filter", "lang=de", "--json")
+    assert json.loads(out)["results"][0]["text"] == "Ein ganz neuer Satz."
+    assert _run("drop", "second", "--yes")[0] == 0
+    code, out, _ = _run("collections", "--json")
+    assert [c["name"] for c in json.loads(out)] == ["default"]
+    code, _, err = _run("drop", "second", "--yes")
+    assert code == 1 and "no collection" in err
+
+
+def test_remove_needs_a_target(hashing_env: Settings) -> None:
+    assert _run("remove")[0] == 2

@@ -98,15 +98,16 @@ def test_invalid_utf8_and_empty_files_are_skipped_and_named(tmp_path: Path) -> N
     (tmp_path / "latin1.txt").write_bytes("Größe".encode("latin-1"))
     (tmp_path / "empty.md").write_text("  \n", encoding="utf-8")
     result = read_documents([tmp_path])
-    assert [d.id for d in result.documents] == ["good.txt"]
+    assert [Path(d.id).name for d in result.documents] == ["good.txt"]
     reasons = {Path(s.path).name: s.reason for s in result.skipped}
     assert "UTF-8" in reasons["latin1.txt"]
-    assert reasons["empty.md"] == "empty"
+    assert reasons["empty.md"] == "no text"
 
 
-def test_document_ids_are_relative_and_unique(corpus: Path) -> None:
+def test_document_ids_are_resolved_paths_read_once(corpus: Path) -> None:
     ids = [d.id for d in read_documents([corpus, corpus / "rhein.txt"]).documents]
-    assert ids == ["rhein.txt", "sub/cooking.md"]  # the same file given twice is read once
+    root = corpus.resolve().as_posix()
+    assert ids == [f"{root}/rhein.txt", f"{root}/sub/cooking.md"]  # a file given twice: once
 
 
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
@@ -115,5 +116,5 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_language_is_detected_per_document(corpus: Path) -> None:
-    languages = {d.id: d.language for d in read_documents([corpus]).documents}
-    assert languages == {"rhein.txt": "de", "sub/cooking.md": "en"}
+    languages = {Path(d.id).name: d.language for d in read_documents([corpus]).documents}
+    assert languages == {"rhein.txt": "de", "cooking.md": "en"}

@@ -1,0 +1,59 @@
+"""Metadata filters: which passages a search may return.
+
+A filter is ``key=value``. ``lang``/``language`` match the sentence's language, ``source`` is a
+glob over the source path, ``title`` the document title; any other key matches the document's
+own metadata (JSONL fields), compared as text.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+from indexer.documents import Document, Passage
+from indexer.errors import InvalidRequestError
+from indexer.storage import LoadedIndex
+
+Predicate = Callable[[Passage, Document], bool]
+
+
+def parse_filters(items: Iterable[str]) -> dict[str, str]:
+    """``["lang=de", "source=*.md"]`` -> ``{"lang": "de", "source": "*.md"}``."""
+    filters = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequestError(
+                f"bad filter {item!r}", "write filters as key=value, e.g. lang=de"
+            )
+        filters[key.strip()] = value.strip()
+    return filters
+
+
+def matcher(filters: Mapping[str, str]) -> Predicate:
+    """One predicate that holds when every filter does."""
+    checks = [_check(key, value) for key, value in filters.items()]
+    return lambda passage, document: all(check(passage, document) for check in checks)
+
+
+def _check(key: str, value: str) -> Predicate:
+    if key in ("lang", "language"):
+        return lambda p, d: p.language == value
+    if key == "source":
+        return lambda p, d: fnmatch.fnmatch(d.path, value) or fnmatch.fnmatch(d.id, value)
+    if key == "title":
+        return lambda p, d: d.title == value
+    return lambda p, d: key in d.metadata and str(d.metadata[key]) == value
+
+
+def allowed_ids(loaded: LoadedIndex, filters: Mapping[str, str]) -> np.ndarray:
+    """Ids of the passages that pass ``filters``, ascending."""
+    keep = matcher(filters)
+    ids = [
+        pid
+        for pid, passage in loaded.passages.items()
+        if keep(passage, loaded.documents[passage.doc_id])
+    ]
+    return np.array(sorted(ids), dtype=np.int64)

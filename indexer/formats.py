@@ -1,0 +1,98 @@
+"""Turning file contents into text: plain text and Markdown, HTML, PDF and JSONL records.
+
+Offsets in findling count characters of the text these functions return: for .txt/.md that is
+the file itself, for HTML the extracted main text, for PDF the text layer (pages separated by
+blank lines), for JSONL each record's ``text``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+PDF_SUFFIXES = frozenset({".pdf"})
+JSONL_SUFFIXES = frozenset({".jsonl"})
+SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | JSONL_SUFFIXES
+
+
+class FormatError(ValueError):
+    """A file (or one record of it) cannot be turned into text; the message says why."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """Text taken from a file or record, with what else it told about itself."""
+
+    text: str
+    key: str = ""  # a record's own id inside its file (JSONL)
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def extract(raw: bytes, suffix: str) -> Iterator[Extracted | FormatError]:
+    """The texts in a file's bytes; a bad JSONL line yields a FormatError and the rest goes on."""
+    if suffix in PDF_SUFFIXES:
+        yield _pdf(raw)
+    elif suffix in HTML_SUFFIXES:
+        yield _html(_decode(raw))
+    elif suffix in JSONL_SUFFIXES:
+        yield from _jsonl(_decode(raw))
+    else:
+        yield Extracted(_decode(raw))
+
+
+def _decode(raw: bytes) -> str:
+    if b"\x00" in raw[:8192]:
+        raise FormatError("binary file (contains NUL bytes)")
+    try:
+        # utf-8-sig: a BOM is not text, so offsets start after it
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not valid UTF-8 (byte {exc.start})") from None
+
+
+def _html(markup: str) -> Extracted:
+    import trafilatura
+
+    # the main text only: navigation, scripts, styles and boilerplate are left out
+    text = trafilatura.extract(markup, include_comments=False, include_tables=True)
+    metadata = trafilatura.extract_metadata(markup)
+    title = (metadata.title or "") if metadata else ""
+    return Extracted(text or "", title=title)
+
+
+def _pdf(raw: bytes) -> Extracted:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        title = str(reader.metadata.title or "") if reader.metadata else ""
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"not a readable PDF ({exc})") from None
+    return Extracted("\n\n".join(p for p in pages if p), title=title)
+
+
+def _jsonl(text: str) -> Iterator[Extracted | FormatError]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield FormatError(f"line {number}: not JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            yield FormatError(f'line {number}: needs an object with a "text" string')
+            continue
+        key = str(record.get("id", number))
+        metadata = {k: v for k, v in record.items() if k not in ("id", "text")}
+        yield Extracted(
+            record["text"], key=key, title=str(record.get("title", "")), metadata=metadata
+        )

@@ -1,0 +1,161 @@
+"""Crash safety and readers during writes, with real processes (slow tier).
+
+The hashing embedder keeps these fast; what they test is the on-disk commit protocol and the
+server's switch between generations, which do not depend on the model.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from indexer.embedder import HashingEmbedder
+from indexer.generations import current_generation
+from indexer.service import SearchService
+from indexer.storage import load_index
+
+pytestmark = pytest.mark.slow
+
+FINDLING = str(Path(sys.executable).with_name("findling"))
+KNOWN = "Der Leuchtturm steht seit 1815 in Kiel."
+
+
+def _write_corpus(folder: Path, version: str, files: int = 150) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "known.txt").write_text(f"{KNOWN} Stand {version}.", encoding="utf-8")
+    for i in range(files):
+        sentences = " ".join(
+            f"Absatz {i} Satz {j} der Fassung {version} erzählt von Ort {i * j}." for j in range(12)
+        )
+        (folder / f"doc{i:03d}.txt").write_text(sentences, encoding="utf-8")
+
+
+def _env(index_root: Path) -> dict[str, str]:
+    return {**os.environ, "FINDLING_MODEL": "hashing", "FINDLING_INDEX_DIR": str(index_root)}
+
+
+def _versions(index_dir: Path) -> set[str]:
+    """The corpus versions the current generation holds (a torn commit would show two)."""
+    loaded = load_index(current_generation(index_dir))  # verifies every checksum
+    return {d.text.rsplit("Fassung ", 1)[-1][0] for d in loaded.documents.values() if "doc" in d.id}
+
+
+def test_sigkill_at_random_points_never_breaks_the_collection(tmp_path: Path) -> None:
+    corpus, index_root = tmp_path / "corpus", tmp_path / "index"
+    index_dir = index_root / "default"
+    _write_corpus(corpus, "A")
+    subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
+    started = time.perf_counter()
+    _write_corpus(corpus, "B")
+    subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
+    full_run = time.perf_counter() - started
+    rng = random.Random(20261128)
+    outcomes = []
+    for run in range(24):
+        version = "AB"[run % 2]
+        _write_corpus(corpus, version)
+        before = current_generation(index_dir).name
+        process = subprocess.Popen(
+            [FINDLING, "index", str(corpus)],
+            env=_env(index_root),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.0, full_run * 1.1))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        after = current_generation(index_dir).name
+        versions = _versions(index_dir)
+        assert len(versions) == 1, f"run {run}: a generation mixes versions {versions}"
+        assert (after == before) or versions == {version}
+        service = SearchService(index_dir, HashingEmbedder(256))
+        top = service.search("Leuchtturm Kiel 1815", k=1).results[0]
+        assert top.text == KNOWN
+        outcomes.append("old" if after == before else "new")
+        assert len(list(index_dir.glob("gen-*"))) <= 3  # leftovers are cleaned up
+    print(
+        f"\n24 SIGKILLed index runs: {outcomes.count('old')} kept the old generation, "
+        f"{outcomes.count('new')} had committed the new one; 0 failures"
+    )
+    assert "old" in outcomes  # some kills really landed mid-run
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    corpus, index_root = tmp_path / "corpus", tmp_path / "index"
+    _write_corpus(corpus, "A", files=60)
+    subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [FINDLING, "serve", "--port", str(port)],
+        env=_env(index_root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url, corpus, index_root
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_server_answers_through_two_reindexes_without_a_failure(
+    server: tuple[str, Path, Path],
+) -> None:
+    url, corpus, index_root = server
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        with httpx.Client(timeout=10) as client:
+            deadline = time.monotonic() + 120  # bounded even if the main thread fails
+            while not stop.is_set() and time.monotonic() < deadline:
+                response = client.get(f"{url}/search", params={"q": "Fassung Ort", "k": 3})
+                statuses.append(response.status_code)
+
+    clients = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        for version in ("B", "C"):
+            time.sleep(0.5)
+            _write_corpus(corpus, version, files=60)
+            subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    failed = [s for s in statuses if s != 200]
+    print(f"\n{len(statuses)} queries during two re-indexes, {len(failed)} failed")
+    assert len(statuses) > 50 and not failed
+    texts = [
+        r["text"]
+        for r in httpx.get(f"{url}/search", params={"q": "Fassung C Ort"}).json()["results"]
+    ]
+    assert texts and all("Fassung C" in t for t in texts)
