@@ -91,6 +91,32 @@ def test_sigkill_at_random_points_never_breaks_the_collection(tmp_path: Path) ->
     assert "old" in outcomes  # some kills really landed mid-run
 
 
+def test_ctrl_c_leaves_the_old_generation_and_says_so(tmp_path: Path) -> None:
+    corpus, index_root = tmp_path / "corpus", tmp_path / "index"
+    _write_corpus(corpus, "A", files=400)
+    subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
+    before = current_generation(index_root / "default").name
+    _write_corpus(corpus, "B", files=400)
+    process = subprocess.Popen(
+        [FINDLING, "index", str(corpus)],
+        env=_env(index_root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # past start-up, inside reading/embedding (a full run takes ~5 s)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the run finished before Ctrl-C arrived")
+    assert process.returncode == 130
+    assert "interrupted: the index was left as it was before this run" in err
+    assert "Traceback" not in err
+    assert current_generation(index_root / "default").name == before
+    assert _versions(index_root / "default") == {"A"}
+    assert not list((index_root / "default").glob(".tmp-*"))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
