@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import STATIC_DIR, router
+from api.observability import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
+from api.routes import STATIC_DIR, reads, router, writes
 from indexer.catalog import Catalog
 from indexer.errors import IndexNotFoundError
 from indexer.service import create_catalog
@@ -47,9 +49,23 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         lifespan=lifespan,
     )
     app.state.catalog = catalog
+    app.state.settings = settings
     app.state.default_collection = settings.collection
+    app.state.metrics = Metrics()
     install_error_handlers(app)
+    app.include_router(reads)
+    app.include_router(writes)
     app.include_router(router)
+    # outermost last: metrics see every response, including refused bodies
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

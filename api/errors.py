@@ -10,24 +10,33 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.schemas import ErrorBody, ErrorResponse
 from indexer.errors import (
+    DocumentNotFoundError,
     FindlingError,
     IndexCorruptError,
     IndexNotFoundError,
     InvalidRequestError,
     ModelMismatchError,
     ModelUnavailableError,
+    PayloadTooLargeError,
     SourceNotFoundError,
+    UnauthorizedError,
+    WritesDisabledError,
 )
 
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[FindlingError], int] = {
+    UnauthorizedError: 401,
+    WritesDisabledError: 403,
+    DocumentNotFoundError: 404,
+    PayloadTooLargeError: 413,
     InvalidRequestError: 422,
     SourceNotFoundError: 404,
-    IndexNotFoundError: 503,
+    IndexNotFoundError: 404,
     IndexCorruptError: 503,
     ModelMismatchError: 409,
     ModelUnavailableError: 503,
@@ -36,10 +45,21 @@ STATUS: dict[type[FindlingError], int] = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in [
+        (400, "The request body cannot be parsed (not UTF-8 or not JSON)."),
+        (401, "An API key is needed (FINDLING_READ_API_KEY / FINDLING_API_KEY) or it is wrong."),
         (409, "The index was built with another model."),
+        (413, "The request body is too large."),
         (422, "The request is invalid (empty query, k out of range, wrong types)."),
-        (503, "No usable index or model yet."),
+        (404, "No such collection or index yet (code index_not_found), or no such document."),
+        (503, "The index is damaged or the model cannot be loaded."),
     ]
+}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "Not ready: no index or no model yet."}
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    403: {"model": ErrorResponse, "description": "Writes are disabled: no API key configured."},
 }
 
 
@@ -69,8 +89,24 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
+    if exc.status_code == 405:
+        # HTTP asks for Allow; Starlette names only the first route's methods, so gather all
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return response
     return error_response(exc.status_code, code, str(exc.detail))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,23 +6,38 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, READY_RESPONSES, WRITE_RESPONSES, error_response
+from api.observability import observe_index
 from api.schemas import (
     FILTER_DESCRIPTION,
     MODE_DESCRIPTION,
+    BatchSearchRequest,
+    BatchSearchResponse,
     CollectionInfo,
+    DocumentIn,
+    DocumentsRequest,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
     Health,
+    Ready,
     SearchRequest,
     SearchResponse,
+    WriteResult,
 )
+from api.security import require_read, require_write
 from indexer.catalog import Catalog
+from indexer.documents import Document, make_document
+from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
 from indexer.ranking import Mode
-from indexer.service import SearchService
+from indexer.service import BuildSummary, SearchService
 
 router = APIRouter()
+reads = APIRouter(dependencies=[Depends(require_read)], responses=ERROR_RESPONSES)
+writes = APIRouter(dependencies=[Depends(require_write)], responses=WRITE_RESPONSES)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the search page; mounted at /static
 # the page loads nothing from elsewhere; the policy also stops injected markup from running
@@ -46,11 +61,11 @@ def get_service(
 Service = Annotated[SearchService, Depends(get_service)]
 
 
-@router.get("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, tags=["search"])
+@reads.get("/search", response_model=SearchResponse, tags=["search"])
 def search_get(
     service: Service,
-    q: Annotated[str, Query(description="A question in German or English.")],
-    k: Annotated[int | None, Query(description="How many passages to return.")] = None,
+    q: Annotated[str, Query(min_length=1, description="A question in German or English.")],
+    k: Annotated[int | None, Query(ge=1, description="How many passages to return.")] = None,
     mode: Annotated[Mode | None, Query(description=MODE_DESCRIPTION)] = None,
     filter: Annotated[list[str] | None, Query(description=FILTER_DESCRIPTION)] = None,
 ) -> dict[str, Any]:
@@ -61,19 +76,19 @@ def search_get(
     return service.search(q, k, mode, parse_filters(filter or [])).to_json()
 
 
-@router.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, tags=["search"])
+@reads.post("/search", response_model=SearchResponse, tags=["search"])
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
     return service.search(body.query, body.k, body.mode, body.filters).to_json()
 
 
-@router.get("/info", responses=ERROR_RESPONSES, tags=["index"])
+@reads.get("/info", tags=["index"])
 def info(service: Service) -> dict[str, Any]:
     """The index manifest: format version, model, dimension, counts, sources, checksums."""
     return service.info().to_json()
 
 
-@router.get("/collections", response_model=list[CollectionInfo], tags=["index"])
+@reads.get("/collections", response_model=list[CollectionInfo], tags=["index"])
 def collections(request: Request) -> list[CollectionInfo]:
     """The collections (named indexes) this server can search, with their sizes."""
     catalog: Catalog = request.app.state.catalog
@@ -90,6 +105,137 @@ def collections(request: Request) -> list[CollectionInfo]:
             )
         )
     return infos
+
+
+@reads.post("/search/batch", response_model=BatchSearchResponse, tags=["search"])
+def search_batch(request: Request, service: Service, body: BatchSearchRequest) -> dict[str, Any]:
+    """Several searches in one call, answered in order (at most FINDLING_MAX_BATCH)."""
+    limit = request.app.state.settings.max_batch
+    if len(body.queries) > limit:
+        raise InvalidRequestError(
+            f"{len(body.queries)} queries in one batch, at most {limit} are allowed",
+            "split the batch",
+        )
+    return {
+        "responses": [
+            service.search(q.query, q.k, q.mode, q.filters).to_json() for q in body.queries
+        ]
+    }
+
+
+@reads.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["embeddings"])
+def embeddings(request: Request, service: Service, body: EmbeddingsRequest) -> dict[str, Any]:
+    """Embeddings of the loaded model in the shape of OpenAI's embeddings API.
+
+    Vectors are L2-normalised; `input_type` picks e5's `query: ` or `passage: ` prompt.
+    """
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    settings = request.app.state.settings
+    if not texts or len(texts) > settings.max_batch:
+        raise InvalidRequestError(f"give 1 to {settings.max_batch} inputs")
+    if any(len(t) > settings.max_document_chars for t in texts):
+        raise PayloadTooLargeError(
+            f"an input is longer than {settings.max_document_chars} characters"
+        )
+    vectors = service.embed(texts, body.input_type)
+    tokens = sum(len(t.split()) for t in texts)  # whitespace words: an estimate, no tokenizer
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v.tolist()}
+            for i, v in enumerate(vectors)
+        ],
+        "model": service.embedder.name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+@writes.put("/documents/{doc_id}", response_model=WriteResult, tags=["documents"])
+def put_document(
+    request: Request,
+    service: Service,
+    doc_id: Annotated[str, PathParam(max_length=500)],
+    body: DocumentIn,
+) -> dict[str, Any]:
+    """Add a document under your id, or replace it (re-embedded only if it changed)."""
+    return _write_result(service.upsert([_document(request, doc_id, body)]))
+
+
+@writes.post("/documents", response_model=WriteResult, tags=["documents"])
+def post_documents(request: Request, service: Service, body: DocumentsRequest) -> dict[str, Any]:
+    """Add or replace several documents at once, as one new index generation."""
+    if len(body.documents) > request.app.state.settings.max_batch:
+        raise InvalidRequestError(
+            f"at most {request.app.state.settings.max_batch} documents per request"
+        )
+    documents = [_document(request, d.id, d) for d in body.documents]
+    return _write_result(service.upsert(documents))
+
+
+@writes.delete("/documents/{doc_id}", response_model=WriteResult, tags=["documents"])
+def delete_document(
+    service: Service, doc_id: Annotated[str, PathParam(max_length=500)]
+) -> dict[str, Any]:
+    """Remove a document by id; its sentences can never come back in results."""
+    return _write_result(service.delete([doc_id]))
+
+
+def _document(request: Request, doc_id: str, body: DocumentIn) -> Document:
+    limit = request.app.state.settings.max_document_chars
+    if len(body.text) > limit:
+        raise PayloadTooLargeError(
+            f"document {doc_id!r} has {len(body.text)} characters, more than {limit}",
+            "split it or raise FINDLING_MAX_DOCUMENT_CHARS",
+        )
+    if not body.text.strip():
+        raise InvalidRequestError(f"document {doc_id!r} has no text")
+    return make_document(
+        doc_id, body.text, title=body.title, language=body.language, metadata=body.metadata
+    )
+
+
+def _write_result(summary: BuildSummary) -> dict[str, Any]:
+    return {
+        key: getattr(summary, key)
+        for key in (
+            "generation",
+            "documents",
+            "passages",
+            "added",
+            "updated",
+            "removed",
+            "unchanged",
+            "embedded",
+        )
+    }
+
+
+@router.get("/ready", response_model=Ready, responses=READY_RESPONSES, tags=["operations"])
+def ready(request: Request) -> Ready | JSONResponse:
+    """Readiness: the model and the default collection's index are loaded (else 503)."""
+    catalog: Catalog = request.app.state.catalog
+    try:
+        catalog.service(request.app.state.default_collection).load()
+    except FindlingError as exc:
+        return error_response(503, exc.code, exc.message, exc.hint)
+    return Ready(status="ready")
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics: requests and latency by route, index sizes per collection."""
+    catalog: Catalog = request.app.state.catalog
+    observe_index(
+        request.app.state.metrics, {n: catalog.service(n).info() for n in catalog.names()}
+    )
+    return PlainTextResponse(
+        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4"
+    )
 
 
 @router.get("/health", response_model=Health, tags=["operations"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,11 +22,12 @@ FILTER_DESCRIPTION = (
 
 class SearchRequest(BaseModel):
     query: str = Field(
+        min_length=1,
         description="A natural-language question in German or English.",
         examples=["Wer ist der britische Außenminister?"],
     )
     k: int | None = Field(
-        default=None, description="How many passages to return (default 5, at most max_k)."
+        default=None, ge=1, description="How many passages to return (default 5, at most max_k)."
     )
     mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
     filters: dict[str, str] | None = Field(
@@ -92,3 +93,80 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class BatchSearchRequest(BaseModel):
+    queries: list[SearchRequest] = Field(
+        min_length=1, description="Searches to run in one call (at most FINDLING_MAX_BATCH)."
+    )
+
+
+class BatchSearchResponse(BaseModel):
+    responses: list[SearchResponse] = Field(description="One response per query, in order.")
+
+
+class DocumentIn(BaseModel):
+    text: str = Field(
+        description="The document's full text (plain text; paragraphs by blank lines)."
+    )
+    title: str = Field(default="", description="Optional title.")
+    language: str | None = Field(
+        default=None, description="ISO 639-1 code; detected when not given."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fields to filter on (e.g. {'team': 'geo'}); 'source' is shown as source.",
+    )
+
+
+class DocumentWithId(DocumentIn):
+    id: str = Field(min_length=1, max_length=500, description="Your id for the document.")
+
+
+class DocumentsRequest(BaseModel):
+    documents: list[DocumentWithId] = Field(
+        min_length=1, description="Documents to add, or to replace when their id exists."
+    )
+
+
+class WriteResult(BaseModel):
+    generation: str = Field(description="The index generation now current.")
+    documents: int = Field(description="Documents in the collection afterwards.")
+    passages: int = Field(description="Sentences in the collection afterwards.")
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int = Field(description="Sentences embedded by this change.")
+
+
+class EmbeddingsRequest(BaseModel):
+    input: str | list[str] = Field(description="Text or texts to embed.")
+    model: str | None = Field(default=None, description="Ignored beyond a check: the loaded model.")
+    encoding_format: Literal["float"] = Field(default="float", description="Only 'float'.")
+    input_type: Literal["query", "passage"] = Field(
+        default="passage",
+        description="findling extension: 'query' for questions, 'passage' for texts (e5 prompts).",
+    )
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float]
+
+
+class EmbeddingsUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingsUsage
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = Field(description="'ready' when model and default index are loaded.")

@@ -289,18 +289,35 @@ def drop_command(
 def serve_command(
     host: Annotated[str | None, typer.Option(help="Bind address [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [default: FINDLING_WORKERS or 1].")
+    ] = None,
+    collection: Collection = None,
     index_dir: IndexDir = None,
 ) -> None:
-    """Serve the HTTP API (search, info, health, OpenAPI docs at /docs)."""
+    """Serve the HTTP API and the search page (OpenAPI docs at /docs)."""
+    import os
+
     import uvicorn
 
+    settings = _settings(index_dir, collection)
+    host, port = host or settings.host, settings.port if port is None else port
+    workers = workers or settings.workers
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"findling: search page http://{shown}:{port}/  API docs http://{shown}:{port}/docs")
+    logging.getLogger("findling.access").setLevel(logging.INFO)
+    # our access log is structured (one JSON line a request); uvicorn's would double it
+    options: dict[str, Any] = {"host": host, "port": port, "access_log": False}
+    options["timeout_graceful_shutdown"] = 30  # in-flight requests finish on SIGTERM
+    if workers > 1:
+        # worker processes build their own app from the environment: hand the options down
+        os.environ["FINDLING_INDEX_DIR"] = str(settings.index_dir)
+        os.environ["FINDLING_COLLECTION"] = settings.collection
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
+        return
     from api.app import create_app
 
-    settings = _settings(index_dir)
-    host = host or settings.host
-    port = settings.port if port is None else port
-    err.print(f"findling: API docs at http://{host}:{port}/docs (loading model ...)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), **options)
 
 
 @app.command("eval")

@@ -201,6 +201,29 @@ def _document(
     )
 
 
+def make_document(
+    doc_id: str,
+    text: str,
+    *,
+    title: str = "",
+    language: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Document:
+    """A document handed over by a program (HTTP API, library) rather than read from a file."""
+    metadata = dict(metadata or {})
+    content = json.dumps([text, title, metadata], sort_keys=True, ensure_ascii=False)
+    return Document(
+        id=doc_id,
+        path=str(metadata.get("source") or doc_id),
+        text=text,
+        sha256=hashlib.sha256(content.encode()).hexdigest(),
+        language=language or detect_language(text),
+        title=title,
+        modified=datetime.now(UTC).isoformat(timespec="seconds"),
+        metadata=metadata,
+    )
+
+
 def paragraph_spans(text: str) -> list[tuple[int, int]]:
     """Return ``(start, end)`` of each paragraph, whitespace trimmed.
 

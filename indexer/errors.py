@@ -51,3 +51,27 @@ class ModelUnavailableError(FindlingError):
     """The embedding model cannot be converted or loaded."""
 
     code = "model_unavailable"
+
+
+class DocumentNotFoundError(FindlingError):
+    """No document with the given id is in the collection."""
+
+    code = "document_not_found"
+
+
+class UnauthorizedError(FindlingError):
+    """A request lacks the API key it needs, or brings a wrong one."""
+
+    code = "unauthorized"
+
+
+class WritesDisabledError(FindlingError):
+    """Writes over HTTP are refused because no API key is configured."""
+
+    code = "writes_disabled"
+
+
+class PayloadTooLargeError(FindlingError):
+    """A request body or document is larger than the configured limit."""
+
+    code = "payload_too_large"

@@ -25,6 +25,7 @@ from indexer.documents import (
 )
 from indexer.embedder import Embedder, make_embedder
 from indexer.errors import (
+    DocumentNotFoundError,
     IndexCorruptError,
     InvalidRequestError,
     ModelMismatchError,
@@ -192,6 +193,35 @@ class SearchService:
             None,
             32,
         )
+
+    def upsert(self, documents: Sequence[Document]) -> BuildSummary:
+        """Add documents, or replace those whose id is already in the index (by content hash)."""
+        ids = [d.id for d in documents]
+        if len(set(ids)) != len(ids):
+            raise InvalidRequestError("document ids must be unique within one request")
+        return self._update(
+            lambda old: plan_update(old, list(documents), set(), None), [], False, None, 32
+        )
+
+    def delete(self, doc_ids: Sequence[str]) -> BuildSummary:
+        """Remove documents by id; :class:`DocumentNotFoundError` if none of them is indexed."""
+        wanted = set(doc_ids)
+        current_generation(self.index_dir)  # raises the "no index" error
+        summary = self._update(
+            lambda old: plan_removal(old, lambda d: d.id in wanted), [], False, None, 32
+        )
+        if summary.removed == 0:
+            raise DocumentNotFoundError(
+                f"no document {sorted(wanted)[0]!r} in {self.index_dir}/",
+                "check the id (GET /info lists the sources)",
+            )
+        return summary
+
+    def embed(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
+        """Embed texts as the index would: ``kind`` "passage" or "query" picks e5's prompt."""
+        if kind == "query":
+            return np.stack([self.embedder.embed_query(t) for t in texts])
+        return self.embedder.embed_documents(list(texts))
 
     def _has_index(self) -> bool:
         return (self.index_dir / CURRENT).exists()

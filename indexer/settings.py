@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -61,5 +61,24 @@ class Settings(BaseSettings):
         ge=0,
         description="Hybrid: weight of normalised BM25 when their languages differ.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the HTTP API requires for writes; without one, no writes.",
+    )
+    read_api_key: SecretStr | None = Field(
+        default=None, description="If set, the HTTP API requires this bearer token for reads too."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the HTTP API from a browser (JSON list).",
+    )
+    max_batch: int = Field(default=32, ge=1, description="Most queries in one batch search.")
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
+    )
+    max_document_chars: int = Field(
+        default=1_000_000, ge=1, description="Longest document text accepted over HTTP."
+    )
+    workers: int = Field(default=1, ge=1, description="Server worker processes (`findling serve`).")
     host: str = Field(default="127.0.0.1", description="Address `findling serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `findling serve` binds to.")

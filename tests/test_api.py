@@ -98,9 +98,9 @@ def test_health_info_and_docs(client: TestClient) -> None:
 def test_without_index_the_server_runs_and_explains(catalog: Catalog) -> None:
     with TestClient(create_app(catalog=catalog)) as client:
         assert client.get("/health").status_code == 200
-        error = assert_error(client.get("/search", params={"q": "Rhein"}), 503, "index_not_found")
+        error = assert_error(client.get("/search", params={"q": "Rhein"}), 404, "index_not_found")
         assert "findling index" in str(error["hint"])
-        assert_error(client.get("/info"), 503, "index_not_found")
+        assert_error(client.get("/info"), 404, "index_not_found")
         assert client.get("/collections").json() == []
 
 
@@ -140,5 +140,5 @@ def test_collections_and_filters(
         client.get("/search", params={"q": "x", "collection": "../etc"}), 422, "invalid_request"
     )
     assert_error(
-        client.get("/search", params={"q": "x", "collection": "nope"}), 503, "index_not_found"
+        client.get("/search", params={"q": "x", "collection": "nope"}), 404, "index_not_found"
     )
