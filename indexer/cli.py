@@ -320,6 +320,32 @@ def serve_command(
     uvicorn.run(create_app(settings), **options)
 
 
+@app.command("mcp")
+@handle_errors
+def mcp_command(
+    transport: Annotated[
+        str, typer.Option(help="stdio (a chat app starts findling) or streamable-http.")
+    ] = "stdio",
+    host: Annotated[
+        str | None, typer.Option(help="streamable-http: bind address [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="streamable-http: port [default: 8000].")] = None,
+    collection: Collection = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Serve the index to chatbots over MCP: tools `search` and `info` (stdio by default)."""
+    if transport not in ("stdio", "streamable-http"):
+        raise typer.BadParameter("use stdio or streamable-http", param_hint="--transport")
+    from indexer.mcp_server import run_mcp_server
+
+    settings = _settings(index_dir, collection)
+    host, port = host or settings.host, settings.port if port is None else port
+    if transport == "streamable-http":
+        shown = f"[{host}]" if ":" in host else host
+        err.print(f"findling: MCP endpoint http://{shown}:{port}/mcp")
+    run_mcp_server(settings, transport, host, port)
+
+
 @app.command("eval")
 @handle_errors
 def eval_command(

@@ -196,9 +196,31 @@ def make_embedder(settings: Settings) -> Embedder:
     if model == "hashing" or model.startswith("hashing-"):
         dimension = int(model.partition("-")[2] or 256)
         return HashingEmbedder(dimension)
+    backend = settings.backend
+    if backend != "torch" and (model == DEFAULT_MODEL or Path(model).is_dir()):
+        return _onnx_embedder(settings, backend)
+    # a hub name has no local folder to export from; the torch backend resolves it
     if model == DEFAULT_MODEL:
         return _DefaultModelEmbedder(settings.model_cache_dir, settings.batch_size)
     return SentenceTransformerEmbedder(model, batch_size=settings.batch_size)
+
+
+def _onnx_embedder(settings: Settings, backend: str) -> Embedder:
+    from indexer.onnx_backend import OnnxEmbedder
+    from indexer.settings import DEFAULT_MODEL
+
+    model, cache_dir = settings.model, settings.model_cache_dir
+    if model == DEFAULT_MODEL:
+        return OnnxEmbedder(
+            model,
+            lambda: default_model_folder(cache_dir),
+            backend,
+            settings.batch_size,
+            settings.onnx_threads,
+        )
+    return OnnxEmbedder(
+        model, lambda: Path(model), backend, settings.batch_size, settings.onnx_threads
+    )
 
 
 class _DefaultModelEmbedder(SentenceTransformerEmbedder):

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="Files larger than this (in MB) are skipped when indexing."
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Sentences per embedding batch.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description=(
+            "Runtime of the embedding model: torch (sentence-transformers), onnx (fp32 ONNX "
+            "Runtime) or onnx-int8 (dynamic int8 ONNX Runtime; fastest)."
+        ),
+    )
+    onnx_threads: int = Field(
+        default=0, ge=0, description="ONNX backends: intra-op threads (0: one per core)."
+    )
     default_k: int = Field(default=5, ge=1, description="Results returned when k is not given.")
     max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")
     max_query_chars: int = Field(

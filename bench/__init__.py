@@ -1,0 +1,1 @@
+"""Benchmarks for findling (not part of the test suite); run ``python -m bench.run``."""

@@ -1,0 +1,103 @@
+"""findling's side of the benchmark, in a fresh process so load time and peak RSS are its own.
+
+Run by ``bench.run`` as ``python -m bench.findling_worker JOB.json`` with ``FINDLING_BACKEND`` set.
+"""
+
+from __future__ import annotations
+
+import time
+
+_STARTED = time.perf_counter()  # load time counts findling's imports too
+
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bench.common import emit, folder_mb, peak_rss_mb, query_latencies, read_job  # noqa: E402
+
+
+class CountingEmbedder:
+    """Passes everything through and counts the texts embedded for the index."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.texts = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.inner.dimension)
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def embed_documents(self, texts: Sequence[str]) -> Any:
+        self.texts += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> Any:
+        return self.inner.embed_query(text)
+
+
+def main() -> None:
+    job = read_job()
+    from indexer.documents import read_documents, split_document
+    from indexer.embedder import make_embedder
+    from indexer.service import SearchService, create_service
+    from indexer.settings import Settings
+
+    settings = Settings()
+    embedder = CountingEmbedder(make_embedder(settings))
+    embedder.load()
+    load_s = time.perf_counter() - _STARTED
+
+    corpus = Path(job["corpus_dir"])
+    documents = read_documents([corpus]).documents
+    sentences = [p.text for d in documents for p in split_document(d)]
+    # the last build goes where `findling search/serve --index-dir ROOT` look (the layout of
+    # collections under ROOT is the service's business, so ask it)
+    served = create_service(Settings(index_dir=Path(job["index_root"]))).index_dir
+    embed_s, index_s, index_dir, texts = [], [], Path(), 0
+    for r in range(job["repeats"]):
+        started = time.perf_counter()
+        embedder.embed_documents(sentences)
+        embed_s.append(time.perf_counter() - started)
+        embedder.texts = 0
+        last = r == job["repeats"] - 1
+        # a fresh folder per build: an existing index would only re-embed changed files
+        index_dir = served if last else Path(f"{job['index_root']}-scratch-{r}")
+        started = time.perf_counter()
+        SearchService(index_dir, embedder).build([corpus])
+        index_s.append(time.perf_counter() - started)
+        texts = embedder.texts
+
+    service = SearchService(index_dir, embedder)
+    service.load()
+    queries = job["queries"]
+    latency = {"embed_query": query_latencies(embedder.embed_query, queries, job["rounds"])}
+    for mode in ("dense", "hybrid"):
+        latency[mode] = query_latencies(
+            lambda q, m=mode: service.search(q, k=5, mode=m), queries, job["rounds"]
+        )
+    emit(
+        {
+            "backend": settings.backend,
+            "model": embedder.name,
+            "load_s": load_s,
+            "sentences": len(sentences),
+            "texts_embedded_per_build": texts,
+            "embed_s": embed_s,
+            "index_s": index_s,
+            "latency_ms": latency,
+            "peak_rss_mb": peak_rss_mb(),
+            "index_root": job["index_root"],
+            "index_mb": folder_mb(index_dir),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

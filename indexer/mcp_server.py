@@ -1,0 +1,186 @@
+"""The MCP adapter: chatbots search the index as tools, over stdio or streamable HTTP.
+
+Each tool is thin: parse, call the one :class:`~indexer.service.SearchService`, render. The
+model and the default collection load once, in the server's lifespan, so the first question is
+fast. Import this module only when serving: it imports the MCP SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from indexer.errors import FindlingError
+from indexer.manifest import Manifest
+from indexer.service import SearchResult, create_catalog
+from indexer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRANSPORTS = ("stdio", "streamable-http")
+
+INSTRUCTIONS = (
+    "findling searches a multilingual (German and English) index of documents. Ask `search` a "
+    "question in German or English; a question in one language finds passages in the other. "
+    "Cite the `source` of the passages you use. `info` tells what the index holds."
+)
+SEARCH_DESCRIPTION = """Find the passages of the indexed documents that best answer a question.
+
+The index answers German and English questions, and a question in one language finds passages
+in the other (ask "Wie viele Zivilisten starben?" or "How many civilians died?" alike).
+Returns the k best passages, best first, one per paragraph: the matching sentence (`text`), its
+paragraph (`context`), the `source` file, character offsets (`start`, `end`) and `language`.
+`score`: higher is better; cosine-based (dense: cosine similarity in [-1, 1], typically
+0.7-0.9 for e5 models; hybrid adds up to 0.05 for shared words; bm25: in [0, 1]).
+Filters (all must match): lang=de or lang=en, source=<glob over the file path, e.g. *.md>,
+title=<document title>, or any metadata field of JSONL documents (compared as text)."""
+INFO_DESCRIPTION = (
+    "Describe what a collection of the index holds: embedding model, vector dimension, number "
+    "of documents and passages (sentences), when it was built, and the source files. The index "
+    "answers German and English questions."
+)
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+Question = Annotated[str, Field(description="The question, in German or English.")]
+K = Annotated[int, Field(description="How many passages to return (1 to the server's max_k).")]
+Filters = Annotated[
+    dict[str, str] | None,
+    Field(description='e.g. {"lang": "de"} or {"source": "*.md"}; every filter must match.'),
+]
+CollectionName = Annotated[
+    str | None, Field(description="Collection name [default: the server's collection].")
+]
+ModeName = Annotated[
+    Literal["dense", "bm25", "hybrid"] | None,
+    Field(description="dense (embeddings), bm25 (words) or hybrid [default: hybrid]."),
+]
+
+
+class Hit(BaseModel):
+    """One matching passage: its best sentence, the paragraph around it, and its source."""
+
+    rank: int = Field(description="1 is the best match.")
+    score: float = Field(description="Higher is better; cosine-based.")
+    text: str = Field(description="The sentence that matches the question.")
+    context: str = Field(description="The paragraph (or sentences) around the sentence.")
+    source: str = Field(description="Path of the document the sentence comes from.")
+    start: int = Field(description="Character offset where the sentence starts in the document.")
+    end: int = Field(description="Character offset where the sentence ends in the document.")
+    language: str = Field(description="Language of the sentence (de or en).")
+
+    @classmethod
+    def of(cls, result: SearchResult) -> Hit:
+        return cls(**{name: getattr(result, name) for name in cls.model_fields})
+
+
+class SearchAnswer(BaseModel):
+    """The passages that answer a question, best first."""
+
+    question: str
+    mode: str
+    results: list[Hit]
+
+
+class IndexInfo(BaseModel):
+    """What a collection holds."""
+
+    collection: str
+    model: str
+    dimension: int
+    documents: int
+    passages: int = Field(description="Indexed sentences.")
+    created_at: str
+    sources: list[str] = Field(description="Paths of the indexed documents.")
+
+    @classmethod
+    def of(cls, collection: str, manifest: Manifest) -> IndexInfo:
+        data: dict[str, Any] = {name: getattr(manifest, name, None) for name in cls.model_fields}
+        data.update(collection=collection, sources=[s.path for s in manifest.sources])
+        return cls(**data)
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """Turn findling's domain errors into tool errors the model reads: message and hint."""
+    try:
+        yield
+    except FindlingError as exc:
+        raise ToolError(f"{exc.message}\nhint: {exc.hint}" if exc.hint else exc.message) from None
+
+
+def create_mcp_server(settings: Settings) -> MCPServer[None]:
+    """An MCP server with the `search` and `info` tools over the settings' index."""
+    catalog = create_catalog(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+        try:
+            await anyio.to_thread.run_sync(catalog.service(settings.collection).load)
+        except FindlingError as exc:
+            # serve anyway: a chat app shows a dead server without a reason, while every tool
+            # call reports this error with its hint (e.g. how to build the index)
+            log.warning("%s", exc)
+        yield
+
+    server: MCPServer[None] = MCPServer(
+        "findling",
+        version=_version(),
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+
+    @server.tool(description=SEARCH_DESCRIPTION, annotations=READ_ONLY)
+    def search(
+        question: Question,
+        k: K = settings.default_k,
+        filters: Filters = None,
+        collection: CollectionName = None,
+        mode: ModeName = None,
+    ) -> SearchAnswer:
+        with tool_errors():
+            service = catalog.service(collection or settings.collection)
+            response = service.search(question, k, mode, filters)
+        results = [Hit.of(r) for r in response.results]
+        return SearchAnswer(question=response.query, mode=response.mode, results=results)
+
+    @server.tool(description=INFO_DESCRIPTION, annotations=READ_ONLY)
+    def info(collection: CollectionName = None) -> IndexInfo:
+        name = collection or settings.collection
+        with tool_errors():
+            manifest = catalog.service(name).info()
+        return IndexInfo.of(name, manifest)
+
+    return server
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("findling")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def run_mcp_server(
+    settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000
+) -> None:
+    """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
+    server = create_mcp_server(settings)
+    if transport == "streamable-http":
+        server.run("streamable-http", host=host, port=port)
+    else:
+        # stdout is the protocol channel: the SDK points fd 1 at stderr while serving, so a
+        # stray print or a native library's output cannot corrupt a message
+        server.run("stdio")
