@@ -19,13 +19,13 @@ MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
 
 @dataclass(frozen=True)
 class Fusion:
-    """How the hybrid mode weighs the lexical leg (normalised BM25, 1.0 = the query's best).
+    """How the hybrid mode weighs the lexical leg (BM25 as the share of the query matched).
 
     Measured on XQuAD dev (paragraph MRR@10): BM25 adds to dense when question and text share
     a language, and only hurts across languages, where it has little to match.
     """
 
-    lexical_weight: float = 0.05
+    lexical_weight: float = 0.1
     cross_language_weight: float = 0.0
 
 

@@ -50,11 +50,29 @@ def test_bm25_scores_and_round_trip(tmp_path: Path) -> None:
     )
     scores = index.scores("Köln", "de")
     assert scores.scores[1] == 0 and scores.scores[2] > scores.scores[0] > 0
-    assert scores.normalised().max() == 1.0
+    assert 0.5 < scores.normalised().max() <= 1.0
     assert not index.scores("Zebra", "de").scores.any()
     index.save(tmp_path / "bm25")
     again = LexicalIndex.load(tmp_path / "bm25")
     np.testing.assert_allclose(again.scores("Köln", "de").scores, scores.scores)
+
+
+def test_a_common_word_alone_is_weak_lexical_evidence() -> None:
+    # the seed article's failure mode: every sentence mentions Ukraine, and the question's
+    # distinctive words are not in the index, so matching "Ukraine" must not count as a full match
+    texts = [
+        "Die Ukraine bittet um Waffen.",
+        "Russland greift die Ukraine an.",
+        "Lammy kündigte Hilfe von 600 Millionen Pfund an.",
+        "Die Ukraine will Ziele in Russland treffen.",
+    ]
+    index = LexicalIndex.build(texts, ["de"] * len(texts))
+    weak = index.scores("Wie viel Geld gibt Großbritannien der Ukraine?", "de").normalised()
+    assert 0 < weak.max() < 0.3
+    strong = index.scores("Millionen Pfund Hilfe", "de").normalised()
+    assert strong.argmax() == 2 and strong.max() > 0.7  # all three words, a longer sentence
+    ranked = index.scores("Ukraine Russland", "de")
+    assert ranked.normalised().argmax() == ranked.scores.argmax()  # order is BM25's own
 
 
 def test_damaged_lexical_index_is_reported(tmp_path: Path) -> None:
