@@ -405,7 +405,8 @@ def _print_reports(reports: list[Any], index_seconds: float) -> None:
                 *(f"{v:.3f}" for v in (m.r1, m.r5, m.mrr10, m.ndcg10)),
                 f"{r.seconds:.1f}",
             )
-    out.print(table)
+    # piped output has no width; rich would assume 80 columns and cut the numbers
+    (out if out.is_terminal else Console(width=200)).print(table)
 
 
 @app.command("model")

@@ -94,6 +94,14 @@ def test_eval_command_reports_every_method(hashing_env: Settings, tmp_path: Path
     assert bm25["paragraph"]["r1"] == 1.0
     assert bm25["sentence"]["r1"] == 1.0  # "Drain it early." and "The oven is preheated."
 
+    # the table, piped: every column and number whole (rich assumes 80 columns otherwise)
+    table = (
+        CliRunner().invoke(app, ["eval", "--corpus", str(corpus), "--queries", str(queries)]).stdout
+    )
+    rows = [line for line in table.splitlines() if "queries.json" in line]
+    assert len(rows) == 6 and all("…" not in row for row in rows)
+    assert "MRR@10" in table and "nDCG@10" in table
+
 
 def test_eval_rejects_files_that_share_no_question(hashing_env: Settings, tmp_path: Path) -> None:
     corpus = _squad(tmp_path / "c.json", [("Some text.", [("a", "q", 0)])])
