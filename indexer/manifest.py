@@ -41,7 +41,9 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     metric: str = "inner_product"
     normaliser: str = "l2"
-    vectors: str = ""  # what a stored vector is (see storage.VECTOR_RECIPE)
+    vectors: str = ""  # what a stored vector is (see storage.vector_recipe)
+    context_window: int = 1  # neighbours either side embedded with each sentence
+    vector_index: str = "flat"  # flat (exact) or hnsw<M> (approximate), see store.py
     sources: list[SourceEntry] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
 

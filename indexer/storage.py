@@ -35,8 +35,16 @@ VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
 DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
-# what a stored vector is, so a reader knows what a dense score means
-VECTOR_RECIPE = "mean(embed(sentence), embed(sentence with its neighbours in the paragraph))"
+
+
+def vector_recipe(window: int) -> str:
+    """What a stored vector is, so a reader knows what a dense score means."""
+    if window == 0:
+        return "embed(sentence)"
+    return (
+        "mean(embed(sentence), embed(sentence with its neighbours in the paragraph, "
+        f"up to {window} each side))"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,13 +71,17 @@ def write_index_files(
     documents: list[Document],
     passages: list[tuple[int, Passage]],
     vectors: np.ndarray,
+    ann_threshold: int = 0,
+    context_window: int = 1,
 ) -> None:
     """Write a complete generation into ``folder``; the manifest goes last.
 
-    ``passages`` pairs each passage with its id; ``vectors`` rows follow the same order.
+    ``passages`` pairs each passage with its id; ``vectors`` rows follow the same order. With
+    ``ann_threshold`` rows or more the vectors are searched approximately (see store.py).
     """
     ids = np.array([pid for pid, _ in passages], dtype=np.int64)
-    VectorStore.build(vectors, ids).save(folder / VECTORS)
+    store = VectorStore.build(vectors, ids, ann_threshold)
+    store.save(folder / VECTORS)
     LexicalIndex.build([p.text for _, p in passages], [p.language for _, p in passages]).save(
         folder / LEXICAL
     )
@@ -88,7 +100,9 @@ def write_index_files(
         generation=generation,
         splitter=f"pysbd=={package_version('pysbd')}",
         findling_version=package_version("findling"),
-        vectors=VECTOR_RECIPE,
+        vectors=vector_recipe(context_window),
+        context_window=context_window,
+        vector_index=store.kind,
         sources=[
             SourceEntry(d.id, d.path, d.sha256, d.language, counts.get(d.id, 0)) for d in documents
         ],

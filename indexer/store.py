@@ -10,6 +10,17 @@ import numpy as np
 
 from indexer.errors import IndexCorruptError, InvalidRequestError
 
+# Measured with `python -m bench.ann` on 2 cores: exact search costs about 10 ms per query at
+# 100,000 vectors and 107 ms at 1,000,000; HNSW32 answers 1,000,000 in 0.3 ms at recall@10 0.997
+# (efSearch 128) with no training step, so it also suits indexes that grow by adding.
+DEFAULT_ANN_THRESHOLD = 100_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+# a filter this selective is answered exactly from the allowed vectors: cheap, and a graph
+# search that must skip most nodes loses recall
+EXACT_FILTER_LIMIT = 20_000
+
 
 @dataclass(frozen=True)
 class Hits:
@@ -20,14 +31,23 @@ class Hits:
 
 
 class VectorStore:
-    """Exact inner-product search over L2-normalised vectors, so a score is a cosine."""
+    """Inner-product search: exact (``flat``) or, for large indexes, approximate (``hnsw``)."""
 
     def __init__(self, index: Any) -> None:
+        import faiss
+
         self._index = index
+        graph: Any = getattr(faiss.downcast_index(index.index), "hnsw", None)
+        # level 1 of the graph holds M links per node (level 0 holds 2M)
+        self._kind = "flat" if graph is None else f"hnsw{graph.nb_neighbors(1)}"
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray) -> VectorStore:
-        """Index ``vectors`` (n, d) under the int64 ``ids`` (n,)."""
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, ann_threshold: int = 0) -> VectorStore:
+        """Index ``vectors`` (n, d) under the int64 ``ids`` (n,).
+
+        With ``ann_threshold`` > 0 and at least that many vectors, the store is an HNSW graph
+        (approximate); otherwise it searches exactly.
+        """
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -35,7 +55,13 @@ class VectorStore:
             raise InvalidRequestError(
                 f"vectors of shape {vectors.shape} do not match {len(ids)} ids"
             )
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+        if ann_threshold > 0 and len(vectors) >= ann_threshold:
+            graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            graph.hnsw.efSearch = HNSW_EF_SEARCH
+            index = faiss.IndexIDMap2(graph)
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
         if len(vectors):
             index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
         return cls(index)
@@ -61,6 +87,11 @@ class VectorStore:
     def dimension(self) -> int:
         return int(self._index.d)
 
+    @property
+    def kind(self) -> str:
+        """``flat`` (exact) or ``hnsw<M>`` (approximate, M links per node)."""
+        return self._kind
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
@@ -83,11 +114,24 @@ class VectorStore:
         k = min(k, len(self) if allowed is None else len(allowed))
         if k <= 0:
             return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        params = None
+        approximate = self.kind != "flat"
+        if approximate and allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+            return self._search_subset(query[0], k, np.asarray(allowed, dtype=np.int64))
+        # faiss's type stubs lack SearchParametersHNSW
+        params: Any = faiss.SearchParametersHNSW() if approximate else faiss.SearchParameters()  # type: ignore[attr-defined]
+        if approximate:
+            params.efSearch = max(HNSW_EF_SEARCH, k)
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            params = faiss.SearchParameters()
-            params.sel = selector
+            params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         scores, ids = self._index.search(query, k, params=params)
         keep = ids[0] >= 0  # FAISS pads with -1 when fewer than k vectors qualify
         return Hits(ids[0][keep], scores[0][keep])
+
+    def _search_subset(self, query: np.ndarray, k: int, allowed: np.ndarray) -> Hits:
+        """Exact search among ``allowed`` ids only (ids not in the store are ignored)."""
+        import faiss
+
+        allowed = allowed[np.isin(allowed, faiss.vector_to_array(self._index.id_map))]
+        scores = self.vectors(allowed) @ query
+        order = np.argsort(-scores, kind="stable")[:k]
+        return Hits(allowed[order], scores[order].astype(np.float32))

@@ -61,3 +61,59 @@ def test_damaged_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "v.faiss").write_bytes(b"not a faiss index")
     with pytest.raises(IndexCorruptError, match="cannot read"):
         VectorStore.load(tmp_path / "v.faiss")
+
+
+# -- approximate search (HNSW) above the threshold ------------------------------------------------
+
+
+def _recall_at_10(
+    store: VectorStore, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray
+) -> float:
+    found = 0
+    for query in queries:
+        expected = set(ids[np.argsort(-(vectors @ query), kind="stable")[:10]].tolist())
+        found += len(expected & set(store.search(query, 10).ids.tolist()))
+    return found / (10 * len(queries))
+
+
+def test_threshold_switches_to_hnsw_and_recall_matches_brute_force() -> None:
+    vectors = _unit_vectors(5000, 64, seed=3)
+    ids = np.arange(5000, dtype=np.int64) * 7 + 11
+    assert VectorStore.build(vectors, ids, ann_threshold=5001).kind == "flat"
+    store = VectorStore.build(vectors, ids, ann_threshold=5000)
+    assert store.kind == "hnsw32"
+    queries = _unit_vectors(100, 64, seed=4)
+    assert _recall_at_10(store, vectors, ids, queries) >= 0.95
+    # scores are exact inner products of the returned ids
+    hits = store.search(queries[0], 10)
+    rows = np.searchsorted(ids, hits.ids)
+    np.testing.assert_allclose(hits.scores, vectors[rows] @ queries[0], rtol=1e-5, atol=1e-5)
+
+
+def test_hnsw_survives_save_and_load_and_reconstructs_vectors(tmp_path: Path) -> None:
+    vectors = _unit_vectors(300, 16, seed=5)
+    store = VectorStore.build(vectors, np.arange(300), ann_threshold=1)
+    store.save(tmp_path / "v.faiss")
+    loaded = VectorStore.load(tmp_path / "v.faiss")
+    assert loaded.kind == "hnsw32"
+    np.testing.assert_allclose(loaded.vectors(np.array([7, 299])), vectors[[7, 299]], atol=1e-6)
+
+
+@pytest.mark.parametrize(("allowed_count", "exact_limit"), [(40, 100), (3000, 100)])
+def test_hnsw_filtered_search_matches_brute_force(
+    allowed_count: int, exact_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a selective filter is answered exactly; a broad one by the graph with an id selector
+    monkeypatch.setattr("indexer.store.EXACT_FILTER_LIMIT", exact_limit)
+    vectors = _unit_vectors(4000, 32, seed=6)
+    ids = np.arange(4000, dtype=np.int64)
+    store = VectorStore.build(vectors, ids, ann_threshold=1)
+    allowed = np.random.default_rng(7).choice(ids, allowed_count, replace=False)
+    found = 0
+    for query in _unit_vectors(30, 32, seed=8):
+        hits = store.search(query, 10, allowed)
+        assert set(hits.ids.tolist()) <= set(allowed.tolist())
+        scores = vectors[allowed] @ query
+        expected = set(allowed[np.argsort(-scores, kind="stable")[:10]].tolist())
+        found += len(expected & set(hits.ids.tolist()))
+    assert found / 300 >= (1.0 if allowed_count == 40 else 0.95)
