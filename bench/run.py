@@ -58,7 +58,12 @@ def main() -> None:
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--backends", default="onnx-int8,torch", type=lambda s: s.split(","))
+    parser.add_argument(
+        "--backends",
+        default="onnx-int8,onnx-int8+w0,torch",
+        type=lambda s: s.split(","),
+        help="findling variants: a backend, +wN sets FINDLING_CONTEXT_WINDOW=N",
+    )
     parser.add_argument("--paragraphs", type=int, default=40, help="per language; 0 = all 240")
     parser.add_argument("--queries", type=int, default=100, help="German and English questions")
     parser.add_argument("--repeats", type=int, default=3, help="index builds (median)")
@@ -137,8 +142,13 @@ def _model_folder() -> str:
     return str(default_model_folder(Settings().model_cache_dir))
 
 
-def _env(backend: str) -> dict[str, str]:
-    return {**os.environ, "FINDLING_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
+def _env(variant: str) -> dict[str, str]:
+    """Environment of a variant: a backend, optionally with a context window (``onnx-int8+w0``)."""
+    backend, _, window = variant.partition("+w")
+    env = {**os.environ, "FINDLING_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
+    if window:
+        env["FINDLING_CONTEXT_WINDOW"] = window
+    return env
 
 
 def _worker(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:

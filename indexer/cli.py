@@ -237,6 +237,7 @@ def info_command(
     out.print(f"documents:  {manifest.documents}")
     out.print(f"sentences:  {manifest.passages}")
     out.print(f"created:    {manifest.created_at}")
+    out.print(f"vectors:    {escape(manifest.vectors)}; search: {manifest.vector_index}")
     for source in manifest.sources:
         out.print(
             f"  {escape(source.path)}  [dim]{source.language}, {source.passages} sentences[/]"
