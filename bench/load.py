@@ -36,13 +36,22 @@ QUESTIONS = [
 
 def main() -> None:
     args = _arguments()
+    result = run(args.corpus, args.clients, args.seconds, args.backend)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if result["errors"] or result["server_counted"] != result["n"]:
+        raise SystemExit("load test failed: errors, or the server's count differs from ours")
+
+
+def run(corpus: Path, clients: int, seconds: float, backend: str) -> dict[str, Any]:
+    """Index ``corpus``, serve it, load it; latency percentiles, errors and the server's count."""
     findling = str(Path(sys.executable).parent / "findling")
-    env = {**os.environ, "FINDLING_BACKEND": args.backend}
-    result: dict[str, Any]
+    env = {**os.environ, "FINDLING_BACKEND": backend}
     with tempfile.TemporaryDirectory(prefix="findling-load-") as tmp:
         index = Path(tmp) / "index"
         subprocess.run(
-            [findling, "index", str(args.corpus), "--index-dir", str(index)],
+            [findling, "index", str(corpus), "--index-dir", str(index)],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -69,23 +78,18 @@ def main() -> None:
             _wait_ready(base, server)
             before = _search_count(base)
             # the request cap is far above what fits in the time; the clock ends the run
-            result = asyncio.run(_load(base, QUESTIONS, args.clients, 10**9, args.seconds))
-            counted = _search_count(base) - before
+            result = asyncio.run(_load(base, QUESTIONS, clients, 10**9, seconds))
             result.update(
-                clients=args.clients,
-                seconds=args.seconds,
-                backend=args.backend,
-                server_counted=counted,
+                clients=clients,
+                seconds=seconds,
+                backend=backend,
+                server_counted=_search_count(base) - before,
                 server_peak_rss_mb=_peak_rss(server.pid),
             )
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if result["errors"] or counted != result["n"]:
-        raise SystemExit("load test failed: errors, or the server's count differs from ours")
+    return result
 
 
 def _search_count(base: str) -> int:
@@ -107,7 +111,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=ROOT / "seeds")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--backend", default="onnx-int8")
     parser.add_argument("--out", default="")
     return parser.parse_args()
 

@@ -21,7 +21,7 @@ from indexer.documents import Document, Passage, detect_language, split_document
 from indexer.embedder import Embedder
 from indexer.errors import InvalidRequestError, SourceNotFoundError
 from indexer.ranking import Fusion, Mode
-from indexer.service import Progress, SearchService
+from indexer.service import DEFAULT_CONTEXT_WINDOW, Progress, SearchService
 
 CUTOFF = 10
 SENTENCE_DEPTH = 200  # sentences ranked per question; enough to find 10 distinct paragraphs
@@ -195,6 +195,7 @@ def run_evaluation(
     fusion: Fusion | None = None,
     progress: Progress | None = None,
     batch_size: int = 32,
+    context_window: int = DEFAULT_CONTEXT_WINDOW,
 ) -> tuple[float, list[MethodReport]]:
     """Index the corpus into a temporary index and evaluate every queries file and method.
 
@@ -203,7 +204,9 @@ def run_evaluation(
     corpus = load_corpus(corpus_path)
     question_sets = [(p.name, load_questions(p, corpus)) for p in queries_paths]
     with tempfile.TemporaryDirectory(prefix="findling-eval-") as tmp:
-        service = SearchService(Path(tmp) / "index", embedder, fusion=fusion)
+        service = SearchService(
+            Path(tmp) / "index", embedder, fusion=fusion, context_window=context_window
+        )
         summary = service.build_documents(
             corpus.documents, progress=progress, batch_size=batch_size
         )
