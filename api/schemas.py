@@ -40,8 +40,9 @@ class SearchResult(BaseModel):
     score: float = Field(
         description="Ranking score, higher is better. dense: the mean cosine similarity of the "
         "question with the sentence and with the sentence in its +-1 neighbour window, in "
-        "[-1, 1] (e5 scores cluster between 0.7 and 0.9). bm25: BM25 divided by the query's best "
-        "BM25 score, in [0, 1]. hybrid: dense + lexical weight x that normalised BM25."
+        "[-1, 1] (e5 scores cluster between 0.7 and 0.9). bm25: the share of the question the "
+        "sentence matches (BM25 over the score of a sentence holding every question word once), "
+        "in [0, 1]. hybrid: dense + lexical weight (0.1) x that share, same language only."
     )
     text: str = Field(description="The matching sentence.")
     context: str = Field(

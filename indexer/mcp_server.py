@@ -39,7 +39,7 @@ in the other (ask "Wie viele Zivilisten starben?" or "How many civilians died?" 
 Returns the k best passages, best first, one per paragraph: the matching sentence (`text`), its
 paragraph (`context`), the `source` file, character offsets (`start`, `end`) and `language`.
 `score`: higher is better; cosine-based (dense: cosine similarity in [-1, 1], typically
-0.7-0.9 for e5 models; hybrid adds up to 0.05 for shared words; bm25: in [0, 1]).
+0.7-0.9 for e5 models; hybrid adds up to 0.1 for shared words; bm25: in [0, 1]).
 Filters (all must match): lang=de or lang=en, source=<glob over the file path, e.g. *.md>,
 title=<document title>, or any metadata field of JSONL documents (compared as text)."""
 INFO_DESCRIPTION = (

@@ -266,12 +266,12 @@
       const bonus = hit.score - hit.dense_score;
       title =
         `Score ${fmt(hit.score)}: ${cosine}, ${fmt(hit.dense_score)}, ` +
-        `plus ${fmt(bonus)} for shared words (BM25, ${fmt(hit.lexical_score)} of the best match).`;
+        `plus ${fmt(bonus)} for shared words (BM25: ${fmt(hit.lexical_score)} of the question matched).`;
     } else if (hit.lexical_score != null || mode === "bm25") {
       label = "BM25";
       title =
-        `Score ${fmt(hit.score)}: shared words (BM25) relative to the best match for this ` +
-        "question (1 = best). Not a cosine similarity.";
+        `Score ${fmt(hit.score)}: the share of the question's words this sentence matches ` +
+        "(BM25, 1 = all of them). Not a cosine similarity.";
     }
     return el(
       "p",
