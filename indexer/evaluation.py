@@ -21,7 +21,8 @@ from indexer.documents import Document, Passage, detect_language, split_document
 from indexer.embedder import Embedder
 from indexer.errors import InvalidRequestError, SourceNotFoundError
 from indexer.ranking import Fusion, Mode
-from indexer.service import DEFAULT_CONTEXT_WINDOW, Progress, SearchService
+from indexer.service import Progress, SearchService
+from indexer.storage import DEFAULT_CONTEXT_WINDOW
 
 CUTOFF = 10
 SENTENCE_DEPTH = 200  # sentences ranked per question; enough to find 10 distinct paragraphs

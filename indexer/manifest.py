@@ -42,7 +42,9 @@ class Manifest:
     metric: str = "inner_product"
     normaliser: str = "l2"
     vectors: str = ""  # what a stored vector is (see storage.vector_recipe)
-    context_window: int = 1  # neighbours either side embedded with each sentence
+    # neighbours either side embedded with each sentence; manifests written before this field
+    # existed come from indexes built with one
+    context_window: int = 1
     vector_index: str = "flat"  # flat (exact) or hnsw<M> (approximate), see store.py
     sources: list[SourceEntry] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256

@@ -36,7 +36,7 @@ from indexer.generations import CURRENT, commit_generation, current_generation, 
 from indexer.manifest import Manifest, read_manifest
 from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
 from indexer.settings import Settings
-from indexer.storage import LoadedIndex, load_index, write_index_files
+from indexer.storage import DEFAULT_CONTEXT_WINDOW, LoadedIndex, load_index, write_index_files
 from indexer.store import DEFAULT_ANN_THRESHOLD
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 
 MAX_CONTEXT_CHARS = 1200  # beyond this a paragraph is cut to a window of sentences
 CONTEXT_WINDOW = 2  # sentences either side of the hit when the paragraph is cut
-# neighbours either side embedded with a sentence: measured on XQuAD dev, 1 beats 0 by about
-# 0.01 paragraph MRR@10 (more across languages) at about 4x the embedding work
-DEFAULT_CONTEXT_WINDOW = 1
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 
 Progress = Callable[[int, int], None]
@@ -346,18 +343,15 @@ class SearchService:
         # each vector is the mean of the sentence's and its window's embedding: the window gives
         # a sentence the context it refers to ("he", "the city"); measured better than either
         sentences = [p.text for p in passages]
-        if window == 0:
-            unique = list(dict.fromkeys(sentences))
-            embedded = self._embed_unique(unique, progress, batch_size)
-            row = {text: i for i, text in enumerate(unique)}
-            return np.asarray(embedded[[row[t] for t in sentences]], dtype=np.float32)
         texts = {d.id: d.text for d in documents}
         by_position = dict(enumerate(passages))
         windows = [_window_text(by_position, i, texts, window) for i in range(len(passages))]
-        unique = list(dict.fromkeys(sentences + windows))
+        unique = list(dict.fromkeys(sentences + windows if window else sentences))
         embedded = self._embed_unique(unique, progress, batch_size)
         row = {text: i for i, text in enumerate(unique)}
         sentence_vectors = embedded[[row[t] for t in sentences]]
+        if not window:
+            return np.asarray(sentence_vectors, dtype=np.float32)
         window_vectors = embedded[[row[t] for t in windows]]
         return np.asarray((sentence_vectors + window_vectors) / 2, dtype=np.float32)
 

@@ -9,6 +9,7 @@ from platformdirs import user_cache_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.storage import DEFAULT_CONTEXT_WINDOW
 from indexer.store import DEFAULT_ANN_THRESHOLD
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -56,7 +57,7 @@ class Settings(BaseSettings):
         default=0, ge=0, description="ONNX backends: intra-op threads (0: one per core)."
     )
     context_window: int = Field(
-        default=1,
+        default=DEFAULT_CONTEXT_WINDOW,
         ge=0,
         le=5,
         description=(

@@ -35,6 +35,9 @@ VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
 DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
+# neighbours either side embedded with a sentence: measured on XQuAD dev, 1 beats 0 by about
+# 0.01 paragraph MRR@10 (0.016 across languages) at about 4x the embedding work
+DEFAULT_CONTEXT_WINDOW = 1
 
 
 def vector_recipe(window: int) -> str:
@@ -72,7 +75,7 @@ def write_index_files(
     passages: list[tuple[int, Passage]],
     vectors: np.ndarray,
     ann_threshold: int = 0,
-    context_window: int = 1,
+    context_window: int = DEFAULT_CONTEXT_WINDOW,
 ) -> None:
     """Write a complete generation into ``folder``; the manifest goes last.
 
