@@ -37,7 +37,7 @@ from indexer.manifest import Manifest, read_manifest
 from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
 from indexer.settings import Settings
 from indexer.storage import DEFAULT_CONTEXT_WINDOW, LoadedIndex, load_index, write_index_files
-from indexer.store import DEFAULT_ANN_THRESHOLD
+from indexer.store import DEFAULT_ANN_THRESHOLD, VectorStore
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 
 if TYPE_CHECKING:
@@ -248,11 +248,11 @@ class SearchService:
                 return self._unchanged(base, plan, skipped, started)
             # an index keeps the recipe it was built with: one index, one kind of vector
             window = self.context_window if base is None else base.manifest.context_window
-            documents, passages, vectors = self._assemble(base, plan, window, progress, batch_size)
+            documents, passages, store = self._assemble(base, plan, window, progress, batch_size)
             folder = commit_generation(
                 self.index_dir,
                 lambda tmp, name: write_index_files(
-                    tmp, name, model, documents, passages, vectors, self.ann_threshold, window
+                    tmp, name, model, documents, passages, store, window
                 ),
             )
         return BuildSummary(
@@ -306,8 +306,8 @@ class SearchService:
         window: int,
         progress: Progress | None,
         batch_size: int,
-    ) -> tuple[list[Document], list[tuple[int, Passage]], np.ndarray]:
-        """Documents, (id, passage) pairs and vectors of the next generation, ids ascending.
+    ) -> tuple[list[Document], list[tuple[int, Passage]], VectorStore]:
+        """Documents, (id, passage) pairs and vector store of the next generation, ids ascending.
 
         Kept documents bring their passages, ids and vectors along; ids are never reused, so a
         removed sentence can never come back as a ghost under another sentence's id.
@@ -315,9 +315,10 @@ class SearchService:
         new_passages = [p for doc in plan.embed for p in split_document(doc)]
         first = 0 if base is None else base.manifest.next_id
         new = [(first + i, p) for i, p in enumerate(new_passages)]
+        new_ids = np.array([pid for pid, _ in new], dtype=np.int64)
         if base is None:
             vectors = self._embed_passages(new_passages, plan.embed, window, progress, batch_size)
-            return list(plan.embed), new, vectors
+            return list(plan.embed), new, VectorStore.build(vectors, new_ids, self.ann_threshold)
         new_vectors = (
             self._embed_passages(new_passages, plan.embed, window, progress, batch_size)
             if new_passages
@@ -328,9 +329,16 @@ class SearchService:
             ((pid, p) for pid, p in base.passages.items() if p.doc_id in keep),
             key=lambda item: item[0],
         )
-        old_vectors = base.store.vectors(np.array([pid for pid, _ in kept], dtype=np.int64))
         documents = [base.documents[d] for d in plan.keep] + plan.embed
-        return documents, kept + new, np.concatenate([old_vectors, new_vectors])
+        total = len(kept) + len(new)
+        kind = VectorStore.kind_for(total, self.ann_threshold)
+        if len(kept) == len(base.passages) and base.store.kind == kind:
+            # nothing removed: add to a copy of the current store instead of rebuilding it
+            return documents, kept + new, base.store.extended(new_vectors, new_ids)
+        kept_ids = np.array([pid for pid, _ in kept], dtype=np.int64)
+        vectors = np.concatenate([base.store.vectors(kept_ids), new_vectors])
+        ids = np.concatenate([kept_ids, new_ids])
+        return documents, kept + new, VectorStore.build(vectors, ids, self.ann_threshold)
 
     def _embed_passages(
         self,

@@ -73,17 +73,14 @@ def write_index_files(
     model: str,
     documents: list[Document],
     passages: list[tuple[int, Passage]],
-    vectors: np.ndarray,
-    ann_threshold: int = 0,
+    store: VectorStore,
     context_window: int = DEFAULT_CONTEXT_WINDOW,
 ) -> None:
     """Write a complete generation into ``folder``; the manifest goes last.
 
-    ``passages`` pairs each passage with its id; ``vectors`` rows follow the same order. With
-    ``ann_threshold`` rows or more the vectors are searched approximately (see store.py).
+    ``passages`` pairs each passage with its id; ``store`` holds one vector per passage id.
     """
     ids = np.array([pid for pid, _ in passages], dtype=np.int64)
-    store = VectorStore.build(vectors, ids, ann_threshold)
     store.save(folder / VECTORS)
     LexicalIndex.build([p.text for _, p in passages], [p.language for _, p in passages]).save(
         folder / LEXICAL
@@ -95,7 +92,7 @@ def write_index_files(
         counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
     manifest = Manifest(
         model=model,
-        dimension=int(vectors.shape[1]),
+        dimension=store.dimension,
         documents=len(documents),
         passages=len(passages),
         next_id=int(ids.max()) + 1 if len(ids) else 0,

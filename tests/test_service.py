@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from indexer.errors import (
 )
 from indexer.generations import current_generation
 from indexer.service import SearchService
+from indexer.store import VectorStore
 
 
 def test_build_summary_and_manifest(built: SearchService) -> None:
@@ -168,7 +170,9 @@ def test_progress_is_reported(service: SearchService, corpus: Path) -> None:
     assert seen == [(4, 13), (8, 13), (12, 13), (13, 13)]
 
 
-def test_large_indexes_switch_to_approximate_search(index_dir: Path, corpus: Path) -> None:
+def test_large_indexes_switch_to_approximate_search(
+    index_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the threshold is low here so a small corpus crosses it; results must not change
     exact = SearchService(index_dir.parent / "exact", HashingEmbedder(256), ann_threshold=0)
     approximate = SearchService(index_dir, HashingEmbedder(256), ann_threshold=5)
@@ -183,12 +187,24 @@ def test_large_indexes_switch_to_approximate_search(index_dir: Path, corpus: Pat
             assert [(r.document_id, r.sentence, r.score) for r in ours] == [
                 (r.document_id, r.sentence, r.score) for r in theirs
             ]
-    # an update rebuilds the graph from the stored vectors
+    # adding extends a copy of the graph; removing rebuilds it from the stored vectors
+    builds: list[int] = []
+    real_build = VectorStore.build
+
+    def counting_build(*args: Any, **kwargs: Any) -> VectorStore:
+        builds.append(1)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(VectorStore, "build", staticmethod(counting_build))
     (corpus / "extra.txt").write_text("Der Rhein fließt durch Basel.", encoding="utf-8")
     approximate.build([corpus])
-    assert approximate.info().vector_index == "hnsw32"
+    assert approximate.info().vector_index == "hnsw32" and builds == []
     top = approximate.search("fließt durch Basel", k=1, mode="dense").results[0]
     assert top.text == "Der Rhein fließt durch Basel."
+    (corpus / "extra.txt").unlink()
+    approximate.build([corpus])
+    assert builds == [1] and approximate.info().passages == exact.info().passages
+    assert "Basel" not in approximate.search("fließt durch Basel", k=5).results[0].text
 
 
 def test_context_window_zero_stores_bare_sentence_vectors(index_dir: Path, corpus: Path) -> None:

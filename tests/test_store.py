@@ -117,3 +117,18 @@ def test_hnsw_filtered_search_matches_brute_force(
         expected = set(allowed[np.argsort(-scores, kind="stable")[:10]].tolist())
         found += len(expected & set(hits.ids.tolist()))
     assert found / 300 >= (1.0 if allowed_count == 40 else 0.95)
+
+
+@pytest.mark.parametrize("ann_threshold", [0, 1])  # flat and HNSW
+def test_extended_copy_matches_a_full_build_and_leaves_the_original(ann_threshold: int) -> None:
+    vectors = _unit_vectors(1200, 32, seed=9)
+    ids = np.arange(1200, dtype=np.int64) * 2
+    base = VectorStore.build(vectors[:1000], ids[:1000], ann_threshold)
+    grown = base.extended(vectors[1000:], ids[1000:])
+    assert (len(base), len(grown), grown.kind) == (1000, 1200, base.kind)
+    np.testing.assert_allclose(grown.vectors(ids[1000:1003]), vectors[1000:1003], atol=1e-6)
+    queries = vectors[1000:1050]  # the added vectors must be found, themselves first
+    assert [int(grown.search(q, 1).ids[0]) for q in queries] == ids[1000:1050].tolist()
+    assert _recall_at_10(grown, vectors, ids, _unit_vectors(50, 32, seed=10)) >= 0.95
+    with pytest.raises(InvalidRequestError):
+        base.extended(_unit_vectors(2, 16, seed=11), np.array([5000, 5001]))
