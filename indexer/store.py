@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,16 @@ class VectorStore:
 
     def _search_subset(self, query: np.ndarray, k: int, allowed: np.ndarray) -> Hits:
         """Exact search among ``allowed`` ids only (ids not in the store are ignored)."""
-        import faiss
-
-        allowed = allowed[np.isin(allowed, faiss.vector_to_array(self._index.id_map))]
+        ids = self._sorted_ids
+        at = np.minimum(np.searchsorted(ids, allowed), len(ids) - 1)
+        allowed = allowed[ids[at] == allowed]
         scores = self.vectors(allowed) @ query
         order = np.argsort(-scores, kind="stable")[:k]
         return Hits(allowed[order], scores[order].astype(np.float32))
+
+    @cached_property
+    def _sorted_ids(self) -> np.ndarray:
+        # once per store (stores never change): a filter check then costs log n per id, not n
+        import faiss
+
+        return np.sort(faiss.vector_to_array(self._index.id_map))

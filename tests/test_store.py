@@ -132,3 +132,11 @@ def test_extended_copy_matches_a_full_build_and_leaves_the_original(ann_threshol
     assert _recall_at_10(grown, vectors, ids, _unit_vectors(50, 32, seed=10)) >= 0.95
     with pytest.raises(InvalidRequestError):
         base.extended(_unit_vectors(2, 16, seed=11), np.array([5000, 5001]))
+
+
+def test_hnsw_selective_filter_ignores_ids_the_store_does_not_hold() -> None:
+    vectors = _unit_vectors(200, 16, seed=12)
+    store = VectorStore.build(vectors, np.arange(200, dtype=np.int64) * 3, ann_threshold=1)
+    allowed = np.array([-5, 0, 1, 3, 597, 598, 10_000], dtype=np.int64)  # 0, 3, 597 exist
+    hits = store.search(vectors[1], 10, allowed)
+    assert sorted(hits.ids.tolist()) == [0, 3, 597] and hits.ids[0] == 3
