@@ -20,7 +20,8 @@ import faiss
 import numpy as np
 
 from bench.common import percentiles
-from indexer.store import DEFAULT_ANN_THRESHOLD, VectorStore
+from indexer.defaults import DEFAULT_ANN_THRESHOLD
+from indexer.store import VectorStore
 
 DIMENSION = 384
 K = 10

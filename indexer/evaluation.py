@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.defaults import DEFAULT_CONTEXT_WINDOW
 from indexer.documents import Document, Passage, detect_language, split_document
 from indexer.embedder import Embedder
 from indexer.errors import InvalidRequestError, SourceNotFoundError
 from indexer.ranking import Fusion, Mode
 from indexer.service import Progress, SearchService
-from indexer.storage import DEFAULT_CONTEXT_WINDOW
 
 CUTOFF = 10
 SENTENCE_DEPTH = 200  # sentences ranked per question; enough to find 10 distinct paragraphs

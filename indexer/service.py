@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from indexer.defaults import DEFAULT_ANN_THRESHOLD, DEFAULT_CONTEXT_WINDOW
 from indexer.documents import (
     DEFAULT_MAX_BYTES,
     Document,
@@ -36,8 +37,8 @@ from indexer.generations import CURRENT, commit_generation, current_generation, 
 from indexer.manifest import Manifest, read_manifest
 from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
 from indexer.settings import Settings
-from indexer.storage import DEFAULT_CONTEXT_WINDOW, LoadedIndex, load_index, write_index_files
-from indexer.store import DEFAULT_ANN_THRESHOLD, VectorStore
+from indexer.storage import LoadedIndex, load_index, write_index_files
+from indexer.store import VectorStore
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 
 if TYPE_CHECKING:

@@ -9,8 +9,7 @@ from platformdirs import user_cache_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from indexer.storage import DEFAULT_CONTEXT_WINDOW
-from indexer.store import DEFAULT_ANN_THRESHOLD
+from indexer.defaults import DEFAULT_ANN_THRESHOLD, DEFAULT_CONTEXT_WINDOW
 
 DEFAULT_MODEL = "multilingual-e5-small"
 

@@ -11,10 +11,7 @@ import numpy as np
 
 from indexer.errors import IndexCorruptError, InvalidRequestError
 
-# Measured with `python -m bench.ann` on 2 cores: exact search costs about 10 ms per query at
-# 100,000 vectors and 107 ms at 1,000,000; HNSW32 answers 1,000,000 in 0.3 ms at recall@10 0.997
-# (efSearch 128) with no training step, so it also suits indexes that grow by adding.
-DEFAULT_ANN_THRESHOLD = 100_000
+# the graph's parameters, measured with `python -m bench.ann` (see defaults.py for when)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
