@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 
 from indexer.cli import app
 from indexer.settings import Settings
+from tests.conftest import modules_loaded_by_cli
 
 runner = CliRunner()
 
@@ -97,18 +96,8 @@ def test_usage_error_exits_2(hashing_env: Settings) -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    probe = (
-        "import sys\n"
-        "from indexer.cli import app\n"
-        "from typer.testing import CliRunner\n"
-        "result = CliRunner().invoke(app, ['--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'faiss', 'fastapi')"
-        " if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == ""
+    heavy = ("torch", "sentence_transformers", "transformers", "faiss", "fastapi")
+    assert modules_loaded_by_cli([["--help"]], heavy) == []
 
 
 def test_incremental_runs_add_remove_collections(hashing_env: Settings, corpus: Path) -> None:

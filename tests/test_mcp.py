@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from indexer.generations import current_generation
 from indexer.mcp_server import create_mcp_server
 from indexer.service import SearchService, create_service
 from indexer.settings import Settings
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, modules_loaded_by_cli
 
 FINDLING = Path(sys.executable).with_name("findling")
 HIT_FIELDS = "rank score text context source start end language"
@@ -100,16 +99,7 @@ def test_serves_a_damaged_index_and_says_so(hashing_env: Settings, built: Search
 
 
 def test_cli_help_does_not_import_mcp() -> None:
-    probe = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
-        "from indexer.cli import app\n"
-        "for args in (['--help'], ['mcp', '--help']):\n"
-        "    CliRunner().invoke(app, args)\n"
-        "print('mcp' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    assert modules_loaded_by_cli([["--help"], ["mcp", "--help"]], ["mcp"]) == []
 
 
 # -- real model, real process ------------------------------------------------------------------
