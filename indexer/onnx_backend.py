@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 EXPORT_VERSION = "2"
 VARIANTS = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
 _OPSET = 17
+# Tokens (rows x longest row) per model call. Measured on 2 cores (XQuAD dev, onnx-int8): long
+# texts run 1.2-1.4x faster in batches of about this size than 32 at a time, whose activations
+# no longer fit in cache; short sentences are as fast either way.
+TOKEN_BUDGET = 1024
 
 
 def onnx_dir(model_folder: Path) -> Path:
@@ -266,9 +270,9 @@ class OnnxEmbedder:
         # sorting by length keeps padding inside each batch small; order is restored below
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         vectors = np.empty((len(encodings), self._dimension), dtype=np.float32)
-        for begin in range(0, len(order), self._batch_size):
-            rows = order[begin : begin + self._batch_size]
-            vectors[rows] = self._run([encodings[i].ids for i in rows])
+        for rows in _batches([len(encodings[i].ids) for i in order], self._batch_size):
+            picked = [order[i] for i in rows]
+            vectors[picked] = self._run([encodings[i].ids for i in picked])
         return _normalise(vectors)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -287,6 +291,21 @@ class OnnxEmbedder:
             mask[row, : len(ids)] = 1
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         return np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+
+
+def _batches(lengths: Sequence[int], max_rows: int) -> list[range]:
+    """Consecutive batches of ascending ``lengths``: at most ``max_rows`` rows each, and at most
+    ``TOKEN_BUDGET`` padded tokens unless a single text is longer than that."""
+    batches, begin = [], 0
+    for end in range(1, len(lengths) + 1):
+        last = end == len(lengths)
+        full = not last and (
+            end - begin >= max_rows or (end + 1 - begin) * lengths[end] > TOKEN_BUDGET
+        )
+        if last or full:
+            batches.append(range(begin, end))
+            begin = end
+    return batches
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

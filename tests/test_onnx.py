@@ -16,7 +16,7 @@ from indexer.embedder import (
     default_model_folder,
     make_embedder,
 )
-from indexer.onnx_backend import OnnxEmbedder, ensure_onnx_model, onnx_dir
+from indexer.onnx_backend import TOKEN_BUDGET, OnnxEmbedder, _batches, ensure_onnx_model, onnx_dir
 from indexer.service import create_service
 from indexer.settings import DEFAULT_MODEL, Settings
 from tests.conftest import ROOT, SEEDS
@@ -62,6 +62,19 @@ def test_local_folders_use_the_onnx_backend(tmp_path: Path) -> None:
 def test_unknown_variant_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown ONNX variant"):
         OnnxEmbedder("m", lambda: tmp_path, "onnx-fp16")
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[], [7], [5] * 70, [3, 5, 8, 200, 300, 600, 1000, 1200, 3000], list(range(1, 400, 3))],
+)
+def test_batches_cover_every_text_once_within_the_limits(lengths: list[int]) -> None:
+    batches = _batches(lengths, 32)
+    assert [i for batch in batches for i in batch] == list(range(len(lengths)))
+    for batch in batches:
+        assert 1 <= len(batch) <= 32
+        # over the budget only when one text alone is longer than it
+        assert len(batch) * lengths[batch[-1]] <= TOKEN_BUDGET or len(batch) == 1
 
 
 # -- model tier: the real model --------------------------------------------------------------
