@@ -70,7 +70,12 @@ def main() -> None:
         # a fresh folder per build: an existing index would only re-embed changed files
         index_dir = served if last else Path(f"{job['index_root']}-scratch-{r}")
         started = time.perf_counter()
-        SearchService(index_dir, embedder, context_window=settings.context_window).build([corpus])
+        SearchService(
+            index_dir,
+            embedder,
+            context=settings.context,
+            context_window=settings.context_window,
+        ).build([corpus])
         index_s.append(time.perf_counter() - started)
         texts = embedder.texts
 

@@ -381,6 +381,7 @@ def eval_command(
             fusion,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             batch_size=settings.batch_size,
+            context=settings.context,
             context_window=settings.context_window,
         )
     if as_json:

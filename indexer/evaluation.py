@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.defaults import DEFAULT_CONTEXT_WINDOW
+from indexer.defaults import DEFAULT_CONTEXT, DEFAULT_CONTEXT_WINDOW
 from indexer.documents import Document, Passage, detect_language, split_document
 from indexer.embedder import Embedder
 from indexer.errors import InvalidRequestError, SourceNotFoundError
@@ -196,6 +196,7 @@ def run_evaluation(
     fusion: Fusion | None = None,
     progress: Progress | None = None,
     batch_size: int = 32,
+    context: str = DEFAULT_CONTEXT,
     context_window: int = DEFAULT_CONTEXT_WINDOW,
 ) -> tuple[float, list[MethodReport]]:
     """Index the corpus into a temporary index and evaluate every queries file and method.
@@ -206,7 +207,11 @@ def run_evaluation(
     question_sets = [(p.name, load_questions(p, corpus)) for p in queries_paths]
     with tempfile.TemporaryDirectory(prefix="findling-eval-") as tmp:
         service = SearchService(
-            Path(tmp) / "index", embedder, fusion=fusion, context_window=context_window
+            Path(tmp) / "index",
+            embedder,
+            fusion=fusion,
+            context=context,
+            context_window=context_window,
         )
         summary = service.build_documents(
             corpus.documents, progress=progress, batch_size=batch_size

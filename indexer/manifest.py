@@ -42,8 +42,11 @@ class Manifest:
     metric: str = "inner_product"
     normaliser: str = "l2"
     vectors: str = ""  # what a stored vector is (see storage.vector_recipe)
-    # neighbours either side embedded with each sentence; manifests written before this field
-    # existed come from indexes built with one
+    # what each sentence was embedded with (paragraph, window or none); manifests written before
+    # this field existed come from windowed indexes
+    context: str = "window"
+    # neighbours either side for the window context; manifests written before this field existed
+    # come from indexes built with one
     context_window: int = 1
     vector_index: str = "flat"  # flat (exact) or hnsw<M> (approximate), see store.py
     sources: list[SourceEntry] = field(default_factory=list)

@@ -9,12 +9,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.defaults import DEFAULT_ANN_THRESHOLD, DEFAULT_CONTEXT_WINDOW
+from indexer.defaults import (
+    DEFAULT_ANN_THRESHOLD,
+    DEFAULT_CONTEXT,
+    DEFAULT_CONTEXT_WINDOW,
+    MAX_CONTEXT_PIECE_CHARS,
+)
 from indexer.documents import (
     DEFAULT_MAX_BYTES,
     Document,
@@ -127,6 +133,7 @@ class SearchService:
         fusion: Fusion | None = None,
         max_file_bytes: int = DEFAULT_MAX_BYTES,
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        context: str = DEFAULT_CONTEXT,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
     ) -> None:
         self.index_dir = index_dir
@@ -138,6 +145,7 @@ class SearchService:
         self.fusion = fusion or Fusion()
         self.max_file_bytes = max_file_bytes
         self.ann_threshold = ann_threshold
+        self.context = context
         self.context_window = context_window
         self._loaded: LoadedIndex | None = None
         self._lock = threading.Lock()
@@ -248,12 +256,16 @@ class SearchService:
             if base is not None and not (plan.added or plan.updated or plan.removed):
                 return self._unchanged(base, plan, skipped, started)
             # an index keeps the recipe it was built with: one index, one kind of vector
-            window = self.context_window if base is None else base.manifest.context_window
-            documents, passages, store = self._assemble(base, plan, window, progress, batch_size)
+            recipe = (
+                (self.context, self.context_window)
+                if base is None
+                else (base.manifest.context, base.manifest.context_window)
+            )
+            documents, passages, store = self._assemble(base, plan, recipe, progress, batch_size)
             folder = commit_generation(
                 self.index_dir,
                 lambda tmp, name: write_index_files(
-                    tmp, name, model, documents, passages, store, window
+                    tmp, name, model, documents, passages, store, *recipe
                 ),
             )
         return BuildSummary(
@@ -304,7 +316,7 @@ class SearchService:
         self,
         base: LoadedIndex | None,
         plan: Plan,
-        window: int,
+        recipe: tuple[str, int],
         progress: Progress | None,
         batch_size: int,
     ) -> tuple[list[Document], list[tuple[int, Passage]], VectorStore]:
@@ -318,10 +330,10 @@ class SearchService:
         new = [(first + i, p) for i, p in enumerate(new_passages)]
         new_ids = np.array([pid for pid, _ in new], dtype=np.int64)
         if base is None:
-            vectors = self._embed_passages(new_passages, plan.embed, window, progress, batch_size)
+            vectors = self._embed_passages(new_passages, plan.embed, recipe, progress, batch_size)
             return list(plan.embed), new, VectorStore.build(vectors, new_ids, self.ann_threshold)
         new_vectors = (
-            self._embed_passages(new_passages, plan.embed, window, progress, batch_size)
+            self._embed_passages(new_passages, plan.embed, recipe, progress, batch_size)
             if new_passages
             else np.zeros((0, base.store.dimension), dtype=np.float32)
         )
@@ -345,24 +357,24 @@ class SearchService:
         self,
         passages: list[Passage],
         documents: list[Document],
-        window: int,
+        recipe: tuple[str, int],
         progress: Progress | None,
         batch_size: int,
     ) -> np.ndarray:
-        # each vector is the mean of the sentence's and its window's embedding: the window gives
-        # a sentence the context it refers to ("he", "the city"); measured better than either
+        # each vector is the mean of the sentence's and its context's embedding: the context
+        # gives a sentence what it refers to ("he", "the city"); measured better than either.
+        # The mean is not re-normalised: a sentence that agrees with its context keeps a longer
+        # vector and scores higher, which measured 0.015 MRR@10 better than normalising it.
         sentences = [p.text for p in passages]
-        texts = {d.id: d.text for d in documents}
-        by_position = dict(enumerate(passages))
-        windows = [_window_text(by_position, i, texts, window) for i in range(len(passages))]
-        unique = list(dict.fromkeys(sentences + windows if window else sentences))
+        contexts = _context_texts(passages, {d.id: d.text for d in documents}, *recipe)
+        unique = list(dict.fromkeys(sentences + (contexts or [])))
         embedded = self._embed_unique(unique, progress, batch_size)
         row = {text: i for i, text in enumerate(unique)}
         sentence_vectors = embedded[[row[t] for t in sentences]]
-        if not window:
+        if contexts is None:
             return np.asarray(sentence_vectors, dtype=np.float32)
-        window_vectors = embedded[[row[t] for t in windows]]
-        return np.asarray((sentence_vectors + window_vectors) / 2, dtype=np.float32)
+        context_vectors = embedded[[row[t] for t in contexts]]
+        return np.asarray((sentence_vectors + context_vectors) / 2, dtype=np.float32)
 
     def _embed_unique(
         self, texts: list[str], progress: Progress | None, batch_size: int
@@ -534,6 +546,7 @@ def create_catalog(settings: Settings) -> Catalog:
             fusion=fusion,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             ann_threshold=settings.ann_threshold,
+            context=settings.context,
             context_window=settings.context_window,
         )
 
@@ -545,8 +558,45 @@ def create_service(settings: Settings) -> SearchService:
     return create_catalog(settings).service(settings.collection)
 
 
+def _context_texts(
+    passages: Sequence[Passage], texts: Mapping[str, str], context: str, window: int
+) -> list[str] | None:
+    """The text each sentence is embedded with besides itself, or None for the bare sentence.
+
+    ``passages`` come in document order; ``texts`` maps document ids to their text.
+    """
+    if context == "none" or (context == "window" and window == 0):
+        return None
+    if context == "window":
+        by_position = dict(enumerate(passages))
+        return [_window_text(by_position, i, texts, window) for i in range(len(passages))]
+    if context != "paragraph":
+        raise ValueError(f"unknown context {context!r}; use paragraph, window or none")
+    contexts: list[str] = []
+    for _, paragraph in groupby(passages, key=lambda p: (p.doc_id, p.paragraph)):
+        for piece in _pieces(list(paragraph), MAX_CONTEXT_PIECE_CHARS):
+            contexts += [texts[piece[0].doc_id][piece[0].start : piece[-1].end]] * len(piece)
+    return contexts
+
+
+def _pieces(sentences: list[Passage], limit: int) -> list[list[Passage]]:
+    """A paragraph's sentences cut, between sentences, into runs of about equal length.
+
+    As many runs as ``limit`` characters need; a run ends at the first sentence reaching its share.
+    """
+    first = sentences[0].start
+    count = -(-(sentences[-1].end - first) // limit)
+    share = (sentences[-1].end - first) / count
+    pieces: list[list[Passage]] = [[]]
+    for sentence in sentences:
+        pieces[-1].append(sentence)
+        if len(pieces) < count and sentence.end - first >= share * len(pieces):
+            pieces.append([])
+    return [piece for piece in pieces if piece]
+
+
 def _window_text(
-    passages: Mapping[int, Passage], i: int, texts: dict[str, str], window: int
+    passages: Mapping[int, Passage], i: int, texts: Mapping[str, str], window: int
 ) -> str:
     """The sentence with up to ``window`` neighbours of its paragraph, as in the source."""
     first, last = _neighbours(passages, i, window)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.defaults import DEFAULT_CONTEXT_WINDOW
+from indexer.defaults import DEFAULT_CONTEXT, DEFAULT_CONTEXT_WINDOW, MAX_CONTEXT_PIECE_CHARS
 from indexer.documents import Document, Passage
 from indexer.errors import IndexCorruptError
 from indexer.lexical import LexicalIndex
@@ -38,9 +38,14 @@ DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
 
 
-def vector_recipe(window: int) -> str:
+def vector_recipe(context: str, window: int) -> str:
     """What a stored vector is, so a reader knows what a dense score means."""
-    if window == 0:
+    if context == "paragraph":
+        return (
+            "mean(embed(sentence), embed(its paragraph, or the piece of at most "
+            f"{MAX_CONTEXT_PIECE_CHARS} characters of it that holds the sentence))"
+        )
+    if context == "none" or window == 0:
         return "embed(sentence)"
     return (
         "mean(embed(sentence), embed(sentence with its neighbours in the paragraph, "
@@ -72,6 +77,7 @@ def write_index_files(
     documents: list[Document],
     passages: list[tuple[int, Passage]],
     store: VectorStore,
+    context: str = DEFAULT_CONTEXT,
     context_window: int = DEFAULT_CONTEXT_WINDOW,
 ) -> None:
     """Write a complete generation into ``folder``; the manifest goes last.
@@ -98,7 +104,8 @@ def write_index_files(
         generation=generation,
         splitter=f"pysbd=={package_version('pysbd')}",
         findling_version=package_version("findling"),
-        vectors=vector_recipe(context_window),
+        vectors=vector_recipe(context, context_window),
+        context=context,
         context_window=context_window,
         vector_index=store.kind,
         sources=[

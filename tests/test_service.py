@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from indexer.documents import Passage
 from indexer.embedder import HashingEmbedder
 from indexer.errors import (
     IndexCorruptError,
@@ -18,7 +19,8 @@ from indexer.errors import (
     SourceNotFoundError,
 )
 from indexer.generations import current_generation
-from indexer.service import SearchService
+from indexer.manifest import Manifest
+from indexer.service import SearchService, _pieces
 from indexer.store import VectorStore
 
 
@@ -207,27 +209,107 @@ def test_large_indexes_switch_to_approximate_search(
     assert "Basel" not in approximate.search("fließt durch Basel", k=5).results[0].text
 
 
-def test_context_window_zero_stores_bare_sentence_vectors(index_dir: Path, corpus: Path) -> None:
-    embedder = HashingEmbedder(256)
-    bare = SearchService(index_dir, embedder, context_window=0)
-    bare.build([corpus])
-    manifest = bare.info()
-    assert (manifest.context_window, manifest.vectors) == (0, "embed(sentence)")
-    loaded = bare._current()
+def _stored(service: SearchService) -> tuple[list[Any], np.ndarray]:
+    """Passages and their stored vectors, in id order."""
+    loaded = service._current()
     pids = np.array(sorted(loaded.passages))
-    expected = embedder.embed_documents([loaded.passages[int(i)].text for i in pids])
-    np.testing.assert_allclose(loaded.store.vectors(pids), expected, atol=1e-6)
+    return [loaded.passages[int(i)] for i in pids], loaded.store.vectors(pids)
+
+
+def test_paragraph_context_stores_the_mean_with_the_paragraph(
+    index_dir: Path, corpus: Path
+) -> None:
+    embedder = HashingEmbedder(256)
+    service = SearchService(index_dir, embedder)  # the default context
+    service.build([corpus])
+    assert (service.info().context, service.info().vectors[:5]) == ("paragraph", "mean(")
+    passages, vectors = _stored(service)
+    texts = {d.id: d.text for d in service._current().documents.values()}
+    paragraphs = [texts[p.doc_id][p.paragraph_start : p.paragraph_end].strip() for p in passages]
+    assert any(
+        len(p.text) < len(paragraph) for p, paragraph in zip(passages, paragraphs, strict=True)
+    )
+    expected = (
+        embedder.embed_documents([p.text for p in passages]) + embedder.embed_documents(paragraphs)
+    ) / 2
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+
+
+def test_window_context_stores_the_mean_with_the_neighbours(index_dir: Path, corpus: Path) -> None:
+    embedder = HashingEmbedder(256)
+    service = SearchService(index_dir, embedder, context="window", context_window=1)
+    service.build([corpus])
+    manifest = service.info()
+    assert (manifest.context, manifest.context_window) == ("window", 1)
+    assert "up to 1 each side" in manifest.vectors
+    passages, vectors = _stored(service)
+    texts = {d.id: d.text for d in service._current().documents.values()}
+
+    def window(i: int) -> str:
+        same = [j for j in (i - 1, i, i + 1) if 0 <= j < len(passages)]
+        same = [j for j in same if passages[j].paragraph == passages[i].paragraph]
+        same = [j for j in same if passages[j].doc_id == passages[i].doc_id]
+        return texts[passages[i].doc_id][passages[same[0]].start : passages[same[-1]].end]
+
+    windows = [window(i) for i in range(len(passages))]
+    expected = (
+        embedder.embed_documents([p.text for p in passages]) + embedder.embed_documents(windows)
+    ) / 2
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+
+
+def test_context_none_stores_bare_sentence_vectors(index_dir: Path, corpus: Path) -> None:
+    embedder = HashingEmbedder(256)
+    bare = SearchService(index_dir, embedder, context="none")
+    bare.build([corpus])
+    assert (bare.info().context, bare.info().vectors) == ("none", "embed(sentence)")
+    passages, vectors = _stored(bare)
+    expected = embedder.embed_documents([p.text for p in passages])
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
     # an update keeps the index's own recipe whatever the service is set to; --rebuild changes it
-    windowed = SearchService(index_dir, embedder, context_window=1)
-    (corpus / "extra.txt").write_text("Der Rhein fließt durch Basel.", encoding="utf-8")
-    windowed.build([corpus])
-    assert windowed.info().context_window == 0
-    extra = [p for p in windowed._current().passages.items() if p[1].doc_id.endswith("extra.txt")]
-    vector = windowed._current().store.vectors(np.array([extra[0][0]]))
+    contextual = SearchService(index_dir, embedder, context="paragraph")
+    (corpus / "extra.txt").write_text("Der Rhein fließt durch Basel. Er ist breit.", "utf-8")
+    contextual.build([corpus])
+    assert contextual.info().context == "none"
+    passages, vectors = _stored(contextual)
+    extra = [i for i, p in enumerate(passages) if p.doc_id.endswith("extra.txt")]
     np.testing.assert_allclose(
-        vector[0], embedder.embed_documents([extra[0][1].text])[0], atol=1e-6
+        vectors[extra], embedder.embed_documents([passages[i].text for i in extra]), atol=1e-6
     )
-    windowed.build([corpus], rebuild=True)
-    assert windowed.info().context_window == 1
-    assert windowed.info().vectors.startswith("mean(")
+    contextual.build([corpus], rebuild=True)
+    assert contextual.info().context == "paragraph"
+    assert contextual.info().vectors.startswith("mean(")
+
+
+def test_manifests_without_a_context_come_from_windowed_indexes(built: SearchService) -> None:
+    folder = current_generation(built.index_dir)
+    data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del data["context"], data["context_window"]
+    old = Manifest.from_json(data)
+    assert (old.context, old.context_window) == ("window", 1)
+
+
+def _sentences(lengths: list[int]) -> list[Passage]:
+    passages, start = [], 0
+    for i, length in enumerate(lengths):
+        passages.append(Passage("d", 0, i, start, start + length, 0, 0, "x" * length, "de"))
+        start += length + 1  # one space between sentences
+    return passages
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[50], [2000], [100] * 3, [100] * 30, [300, 20, 900, 40, 700, 80, 60], [1300, 10, 10, 1300]],
+)
+def test_long_paragraphs_are_cut_into_pieces_of_about_equal_length(lengths: list[int]) -> None:
+    sentences = _sentences(lengths)
+    pieces = _pieces(sentences, 1200)
+    assert [s for piece in pieces for s in piece] == sentences  # every sentence once, in order
+    span = sentences[-1].end - sentences[0].start
+    assert len(pieces) <= -(-span // 1200)  # no more pieces than the limit needs
+    for piece in pieces:
+        # within the limit, unless one sentence alone is longer, or a sentence that straddles
+        # a piece's share overshoots it
+        length = piece[-1].end - piece[0].start
+        assert length <= 1200 or length - (piece[-1].end - piece[-1].start) < span / len(pieces)
