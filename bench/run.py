@@ -60,11 +60,11 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument(
         "--backends",
-        default="onnx-int8,onnx-int8+w0,torch",
+        default="onnx-int8,onnx-int8+none,torch",
         type=lambda s: s.split(","),
-        help="findling variants: a backend, +wN sets FINDLING_CONTEXT_WINDOW=N",
+        help="findling variants: a backend, +CONTEXT sets FINDLING_CONTEXT (onnx-int8+window)",
     )
-    parser.add_argument("--paragraphs", type=int, default=40, help="per language; 0 = all 240")
+    parser.add_argument("--paragraphs", type=int, default=0, help="per language; 0 = all 120")
     parser.add_argument("--queries", type=int, default=100, help="German and English questions")
     parser.add_argument("--repeats", type=int, default=3, help="index builds (median)")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
@@ -143,11 +143,11 @@ def _model_folder() -> str:
 
 
 def _env(variant: str) -> dict[str, str]:
-    """Environment of a variant: a backend, optionally with a context window (``onnx-int8+w0``)."""
-    backend, _, window = variant.partition("+w")
+    """Environment of a variant: a backend, optionally with a context (``onnx-int8+none``)."""
+    backend, _, context = variant.partition("+")
     env = {**os.environ, "FINDLING_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
-    if window:
-        env["FINDLING_CONTEXT_WINDOW"] = window
+    if context:
+        env["FINDLING_CONTEXT"] = context
     return env
 
 
