@@ -66,7 +66,7 @@ class Settings(BaseSettings):
             "What every sentence of a new index is embedded with, besides itself: its paragraph "
             "(long ones cut into pieces of at most 1,200 characters), a window of neighbouring "
             "sentences (FINDLING_CONTEXT_WINDOW each side; twice the work, same quality) or "
-            "none (about 2x faster indexing, lower quality). An existing index keeps its own "
+            "none (about 1.7x faster indexing, lower quality). An existing index keeps its own "
             "(see `findling info`)."
         ),
     )
