@@ -216,6 +216,12 @@ def _stored(service: SearchService) -> tuple[list[Any], np.ndarray]:
     return [loaded.passages[int(i)] for i in pids], loaded.store.vectors(pids)
 
 
+def _mean_with(embedder: HashingEmbedder, passages: list[Any], contexts: list[str]) -> np.ndarray:
+    """What the store should hold: each sentence's embedding averaged with its context's."""
+    sentences = embedder.embed_documents([p.text for p in passages])
+    return np.asarray((sentences + embedder.embed_documents(contexts)) / 2)
+
+
 def test_paragraph_context_stores_the_mean_with_the_paragraph(
     index_dir: Path, corpus: Path
 ) -> None:
@@ -229,10 +235,7 @@ def test_paragraph_context_stores_the_mean_with_the_paragraph(
     assert any(
         len(p.text) < len(paragraph) for p, paragraph in zip(passages, paragraphs, strict=True)
     )
-    expected = (
-        embedder.embed_documents([p.text for p in passages]) + embedder.embed_documents(paragraphs)
-    ) / 2
-    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    np.testing.assert_allclose(vectors, _mean_with(embedder, passages, paragraphs), atol=1e-6)
 
 
 def test_window_context_stores_the_mean_with_the_neighbours(index_dir: Path, corpus: Path) -> None:
@@ -252,10 +255,7 @@ def test_window_context_stores_the_mean_with_the_neighbours(index_dir: Path, cor
         return texts[passages[i].doc_id][passages[same[0]].start : passages[same[-1]].end]
 
     windows = [window(i) for i in range(len(passages))]
-    expected = (
-        embedder.embed_documents([p.text for p in passages]) + embedder.embed_documents(windows)
-    ) / 2
-    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    np.testing.assert_allclose(vectors, _mean_with(embedder, passages, windows), atol=1e-6)
 
 
 def test_context_none_stores_bare_sentence_vectors(index_dir: Path, corpus: Path) -> None:
