@@ -43,7 +43,7 @@ from indexer.generations import CURRENT, commit_generation, current_generation, 
 from indexer.manifest import Manifest, read_manifest
 from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
 from indexer.settings import Settings
-from indexer.storage import LoadedIndex, load_index, write_index_files
+from indexer.storage import LoadedIndex, embeds_sentence_alone, load_index, write_index_files
 from indexer.store import VectorStore
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 
@@ -565,7 +565,7 @@ def _context_texts(
 
     ``passages`` come in document order; ``texts`` maps document ids to their text.
     """
-    if context == "none" or (context == "window" and window == 0):
+    if embeds_sentence_alone(context, window):
         return None
     if context == "window":
         by_position = dict(enumerate(passages))

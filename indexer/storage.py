@@ -38,15 +38,20 @@ DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
 
 
+def embeds_sentence_alone(context: str, window: int) -> bool:
+    """Whether a recipe stores the bare sentence's embedding (no context with it)."""
+    return context == "none" or (context == "window" and window == 0)
+
+
 def vector_recipe(context: str, window: int) -> str:
     """What a stored vector is, so a reader knows what a dense score means."""
+    if embeds_sentence_alone(context, window):
+        return "embed(sentence)"
     if context == "paragraph":
         return (
             "mean(embed(sentence), embed(its paragraph, or the piece of at most "
             f"{MAX_CONTEXT_PIECE_CHARS} characters of it that holds the sentence))"
         )
-    if context == "none" or window == 0:
-        return "embed(sentence)"
     return (
         "mean(embed(sentence), embed(sentence with its neighbours in the paragraph, "
         f"up to {window} each side))"
