@@ -13,10 +13,10 @@ from fastapi.staticfiles import StaticFiles
 from api.errors import install_error_handlers
 from api.observability import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
 from api.routes import STATIC_DIR, reads, router, writes
-from indexer.catalog import Catalog
+from indexer.catalog import Catalog, create_catalog
 from indexer.errors import IndexNotFoundError
-from indexer.service import create_catalog
 from indexer.settings import Settings
+from indexer.versions import findling_version
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "indexed documents, each with its paragraph as context, its source file and exact "
             "character offsets. An English question finds German text and vice versa."
         ),
-        version=_version(),
+        version=findling_version(),
         lifespan=lifespan,
     )
     app.state.catalog = catalog
@@ -68,12 +68,3 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("findling")
-    except PackageNotFoundError:
-        return "0+unknown"

@@ -16,6 +16,7 @@ from api.schemas import ErrorBody, ErrorResponse
 from indexer.errors import (
     DocumentNotFoundError,
     FindlingError,
+    IndexBusyError,
     IndexCorruptError,
     IndexNotFoundError,
     InvalidRequestError,
@@ -38,6 +39,7 @@ STATUS: dict[type[FindlingError], int] = {
     SourceNotFoundError: 404,
     IndexNotFoundError: 404,
     IndexCorruptError: 503,
+    IndexBusyError: 409,
     ModelMismatchError: 409,
     ModelUnavailableError: 503,
 }
@@ -47,7 +49,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in [
         (400, "The request body cannot be parsed (not UTF-8 or not JSON)."),
         (401, "An API key is needed (FINDLING_READ_API_KEY / FINDLING_API_KEY) or it is wrong."),
-        (409, "The index was built with another model."),
+        (409, "The index was built with another model, or another process is writing it."),
         (413, "The request body is too large."),
         (422, "The request is invalid (empty query, k out of range, wrong types)."),
         (404, "No such collection or index yet (code index_not_found), or no such document."),

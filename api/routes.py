@@ -29,10 +29,10 @@ from api.schemas import (
 )
 from api.security import require_read, require_write
 from indexer.catalog import Catalog
+from indexer.defaults import Mode
 from indexer.documents import Document, make_document
 from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
-from indexer.ranking import Mode
 from indexer.service import BuildSummary, SearchService
 
 router = APIRouter()

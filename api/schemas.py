@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from indexer.ranking import Mode
+from indexer.defaults import Mode
+from indexer.schemas import SearchHit
 
 MODE_DESCRIPTION = (
     "How to rank: 'dense' (multilingual embeddings; finds answers across languages), "
@@ -35,39 +36,10 @@ class SearchRequest(BaseModel):
     )
 
 
-class SearchResult(BaseModel):
-    rank: int = Field(description="1 for the best match.")
-    score: float = Field(
-        description="Ranking score, higher is better. dense: the mean cosine similarity of the "
-        "question with the sentence and with the sentence in its +-1 neighbour window, in "
-        "[-1, 1] (e5 scores cluster between 0.7 and 0.9). bm25: the share of the question the "
-        "sentence matches (BM25 over the score of a sentence holding every question word once), "
-        "in [0, 1]. hybrid: dense + lexical weight (0.1) x that share, same language only."
-    )
-    text: str = Field(description="The matching sentence.")
-    context: str = Field(
-        description="The paragraph the sentence stands in (a window of neighbouring sentences "
-        "when the paragraph is long)."
-    )
-    context_start: int = Field(description="Offset of the sentence inside `context`.")
-    context_end: int = Field(description="End offset (exclusive) of the sentence in `context`.")
-    source: str = Field(description="Path of the source file, as given when indexing.")
-    document_id: str = Field(description="Identifier of the document within the index.")
-    paragraph: int = Field(description="Paragraph number in the document, from 0.")
-    sentence: int = Field(description="Sentence number within the paragraph, from 0.")
-    start: int = Field(description="Offset of the sentence in the source document's text.")
-    end: int = Field(description="End offset (exclusive) in the source document's text.")
-    language: str = Field(description="Detected language of the sentence (ISO 639-1).")
-    dense_score: float | None = Field(description="The dense leg's score (null in bm25 mode).")
-    lexical_score: float | None = Field(
-        description="Normalised BM25 in [0, 1] (null in dense mode)."
-    )
-
-
 class SearchResponse(BaseModel):
     query: str = Field(description="The question as searched (whitespace trimmed).")
     mode: Mode = Field(description="The search mode used.")
-    results: list[SearchResult] = Field(description="Best matches first.")
+    results: list[SearchHit] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")
 
 

@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from bench.common import percentiles
-from indexer.defaults import DEFAULT_ANN_THRESHOLD
+from indexer.defaults import ANN_THRESHOLD
 from indexer.store import VectorStore
 
 DIMENSION = 384
@@ -30,8 +30,8 @@ K = 10
 def vectors(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(centres), n)
-    data = centres[picks] + rng.normal(0, 0.6 / np.sqrt(DIMENSION), (n, DIMENSION))
-    data = data.astype(np.float32)
+    noisy = centres[picks] + rng.normal(0, 0.6 / np.sqrt(DIMENSION), (n, DIMENSION))
+    data = noisy.astype(np.float32)
     faiss.normalize_L2(data)
     return data
 
@@ -68,7 +68,7 @@ class _FindlingStore:
 
     def add(self, data: np.ndarray) -> None:
         ids = np.arange(len(data), dtype=np.int64)
-        self.store = VectorStore.build(data, ids, DEFAULT_ANN_THRESHOLD)
+        self.store = VectorStore.build(data, ids, ANN_THRESHOLD)
 
     def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.store is not None
@@ -86,10 +86,11 @@ class _FindlingStore:
 
 def search_knobs(name: str) -> list[tuple[str, Callable[[Any], None]]]:
     if name.startswith("HNSW"):
-        return [
-            (f"efSearch={ef}", lambda index, ef=ef: setattr(index.hnsw, "efSearch", ef))
-            for ef in (32, 64, 128)
-        ]
+
+        def ef_search(ef: int) -> Callable[[Any], None]:
+            return lambda index: setattr(index.hnsw, "efSearch", ef)
+
+        return [(f"efSearch={ef}", ef_search(ef)) for ef in (32, 64, 128)]
     if name.startswith("IVF"):
 
         def probe(nprobe: int) -> Callable[[Any], None]:

@@ -9,6 +9,7 @@ import time
 
 _STARTED = time.perf_counter()  # load time counts findling's imports too
 
+import functools  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -44,9 +45,10 @@ class CountingEmbedder:
 
 def main() -> None:
     job = read_job()
+    from indexer.catalog import Catalog
     from indexer.documents import read_documents, split_document
-    from indexer.embedder import make_embedder
-    from indexer.service import SearchService, create_service
+    from indexer.model.factory import make_embedder
+    from indexer.options import SearchOptions
     from indexer.settings import Settings
 
     settings = Settings()
@@ -57,35 +59,29 @@ def main() -> None:
     corpus = Path(job["corpus_dir"])
     documents = read_documents([corpus]).documents
     sentences = [p.text for d in documents for p in split_document(d)]
-    # the last build goes where `findling search/serve --index-dir ROOT` look (the layout of
-    # collections under ROOT is the service's business, so ask it)
-    served = create_service(Settings(index_dir=Path(job["index_root"]))).index_dir
-    embed_s, index_s, index_dir, texts = [], [], Path(), 0
+    options = SearchOptions.from_settings(settings)
+    embed_s, index_s, texts = [], [], 0
     for r in range(job["repeats"]):
         started = time.perf_counter()
         embedder.embed_documents(sentences)
         embed_s.append(time.perf_counter() - started)
         embedder.texts = 0
         last = r == job["repeats"] - 1
-        # a fresh folder per build: an existing index would only re-embed changed files
-        index_dir = served if last else Path(f"{job['index_root']}-scratch-{r}")
+        # a fresh folder per build: an existing index would only re-embed changed files; the
+        # last one goes where `findling search/serve --index-dir ROOT` look
+        root = Path(job["index_root"] if last else f"{job['index_root']}-scratch-{r}")
+        service = Catalog(root, embedder, options).service(settings.collection)
         started = time.perf_counter()
-        SearchService(
-            index_dir,
-            embedder,
-            context=settings.context,
-            context_window=settings.context_window,
-        ).build([corpus])
+        service.build([corpus])
         index_s.append(time.perf_counter() - started)
         texts = embedder.texts
 
-    service = SearchService(index_dir, embedder)
     service.load()
     queries = job["queries"]
     latency = {"embed_query": query_latencies(embedder.embed_query, queries, job["rounds"])}
     for mode in ("dense", "hybrid"):
         latency[mode] = query_latencies(
-            lambda q, m=mode: service.search(q, k=5, mode=m), queries, job["rounds"]
+            functools.partial(service.search, k=5, mode=mode), queries, job["rounds"]
         )
     emit(
         {
@@ -99,7 +95,7 @@ def main() -> None:
             "latency_ms": latency,
             "peak_rss_mb": peak_rss_mb(),
             "index_root": job["index_root"],
-            "index_mb": folder_mb(index_dir),
+            "index_mb": folder_mb(service.index_dir),
         }
     )
 

@@ -29,7 +29,8 @@ from typing import Any
 from bench.common import percentiles
 
 ROOT = Path(__file__).resolve().parent.parent
-EVAL = Path("/work/shared/eval")
+# the XQuAD dev files (not shipped): the team's shared folder beside the checkout, or --eval-dir
+EVAL = ROOT.parent / "shared" / "eval"
 TXTAI_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 COLD_QUESTION = "Wie viele Zivilisten starben im August?"
 
@@ -62,7 +63,7 @@ def _arguments() -> argparse.Namespace:
         "--backends",
         default="onnx-int8,onnx-int8+none,torch",
         type=lambda s: s.split(","),
-        help="findling variants: a backend, +CONTEXT sets FINDLING_CONTEXT (onnx-int8+window)",
+        help="findling variants: a backend, +RECIPE sets FINDLING_RECIPE (onnx-int8+window)",
     )
     parser.add_argument("--paragraphs", type=int, default=0, help="per language; 0 = all 120")
     parser.add_argument("--queries", type=int, default=100, help="German and English questions")
@@ -74,6 +75,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--no-txtai", dest="txtai", action="store_false")
     parser.add_argument("--txtai-python", default=str(TXTAI_PYTHON))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--eval-dir", default=str(EVAL), help="folder of xquad-dev.{de,en}.json")
     return parser.parse_args()
 
 
@@ -84,7 +86,7 @@ def _machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("findling", "onnxruntime", "torch", "sentence-transformers", "faiss-cpu"):
         try:
             versions[package] = metadata.version(package)
@@ -110,7 +112,8 @@ def _job(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     questions = []
     paragraphs = 0
     for language in ("de", "en"):
-        data = json.loads((EVAL / f"xquad-dev.{language}.json").read_text(encoding="utf-8"))
+        path = Path(args.eval_dir) / f"xquad-dev.{language}.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
         contexts = [p for article in data["data"] for p in article["paragraphs"]]
         if args.paragraphs:
             contexts = contexts[: args.paragraphs]
@@ -136,18 +139,18 @@ def _job(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def _model_folder() -> str:
-    from indexer.embedder import default_model_folder
+    from indexer.model.convert import default_model_folder
     from indexer.settings import Settings
 
     return str(default_model_folder(Settings().model_cache_dir))
 
 
 def _env(variant: str) -> dict[str, str]:
-    """Environment of a variant: a backend, optionally with a context (``onnx-int8+none``)."""
-    backend, _, context = variant.partition("+")
+    """Environment of a variant: a backend, optionally with a recipe (``onnx-int8+none``)."""
+    backend, _, recipe = variant.partition("+")
     env = {**os.environ, "FINDLING_BACKEND": backend, "HF_HUB_OFFLINE": "1"}
-    if context:
-        env["FINDLING_CONTEXT"] = context
+    if recipe:
+        env["FINDLING_RECIPE"] = recipe
     return env
 
 

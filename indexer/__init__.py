@@ -35,10 +35,10 @@ def open_index(
 
     Other settings come from ``FINDLING_*`` variables. The model loads on the first search (or
     call ``.load()``); ``.search(question, k, mode, filters)`` returns a typed
-    :class:`~indexer.service.SearchResponse`; ``.build(paths)``, ``.upsert(documents)`` and
+    :class:`~indexer.service.Answer`; ``.build(paths)``, ``.upsert(documents)`` and
     ``.delete(ids)`` change the collection.
     """
-    from indexer.service import create_service
+    from indexer.catalog import create_service
     from indexer.settings import Settings
 
     overrides: dict[str, object] = {"index_dir": Path(index_dir), "collection": collection}

@@ -1,4 +1,5 @@
-"""Collections: several named indexes side by side under one root folder.
+"""Collections: several named indexes side by side under one root folder, and the factories
+that build them from the settings.
 
 index/
   default/   CURRENT, gen-.../   (one collection, see generations.py)
@@ -10,14 +11,20 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from indexer.defaults import DEFAULT_COLLECTION
 from indexer.errors import IndexNotFoundError, InvalidRequestError
 from indexer.generations import CURRENT, writer_lock
+from indexer.model.embedder import Embedder
+from indexer.model.factory import make_embedder
+from indexer.options import SearchOptions
 from indexer.service import SearchService
 
-DEFAULT_COLLECTION = "default"
+if TYPE_CHECKING:
+    from indexer.settings import Settings
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -34,9 +41,12 @@ def check_name(name: str) -> str:
 class Catalog:
     """The collections under ``root``; every collection's service shares one embedder."""
 
-    def __init__(self, root: Path, make_service: Callable[[Path], SearchService]) -> None:
+    def __init__(
+        self, root: Path, embedder: Embedder, options: SearchOptions | None = None
+    ) -> None:
         self.root = root
-        self._make_service = make_service
+        self.embedder = embedder
+        self.options = options or SearchOptions()
         self._services: dict[str, SearchService] = {}
         self._lock = threading.Lock()
 
@@ -45,7 +55,7 @@ class Catalog:
         check_name(name)
         with self._lock:
             if name not in self._services:
-                self._services[name] = self._make_service(self.root / name)
+                self._services[name] = SearchService(self.root / name, self.embedder, self.options)
             return self._services[name]
 
     def names(self) -> list[str]:
@@ -66,3 +76,15 @@ class Catalog:
         shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
             self._services.pop(name, None)
+
+
+def create_catalog(settings: Settings) -> Catalog:
+    """All collections under the settings' index folder, sharing one (lazy) embedder."""
+    return Catalog(
+        settings.index_dir, make_embedder(settings), SearchOptions.from_settings(settings)
+    )
+
+
+def create_service(settings: Settings) -> SearchService:
+    """The service of the settings' collection; the model is not loaded yet."""
+    return create_catalog(settings).service(settings.collection)

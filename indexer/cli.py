@@ -18,7 +18,7 @@ from indexer.errors import FindlingError
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
-    from indexer.service import BuildSummary, SearchResponse
+    from indexer.service import Answer, BuildSummary
 
 app = typer.Typer(
     name="findling",
@@ -119,8 +119,8 @@ def _update(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from indexer.catalog import create_service
     from indexer.documents import check_paths
-    from indexer.service import create_service
 
     check_paths(paths)
     settings = _settings(index_dir, collection)
@@ -131,7 +131,6 @@ def _update(
         summary = service.build(
             paths,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-            batch_size=settings.batch_size,
             prune=prune,
             rebuild=rebuild,
         )
@@ -152,7 +151,7 @@ def remove_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove documents from the index (no embedding work)."""
-    from indexer.service import create_service
+    from indexer.catalog import create_service
 
     if not paths and source is None:
         raise typer.BadParameter("give files or folders, or --source PATTERN")
@@ -193,8 +192,8 @@ def search_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Ask a question; print the best-matching passages with context and source."""
+    from indexer.catalog import create_service
     from indexer.filters import parse_filters
-    from indexer.service import create_service
 
     service = create_service(_settings(index_dir, collection))
     response = service.search(question, k, mode, parse_filters(filters or []))
@@ -204,7 +203,7 @@ def search_command(
         _print_results(response)
 
 
-def _print_results(response: SearchResponse) -> None:
+def _print_results(response: Answer) -> None:
     if not response.results:
         out.print("no results")
     for r in response.results:
@@ -222,7 +221,7 @@ def info_command(
     collection: Collection = None, index_dir: IndexDir = None, as_json: JsonFlag = False
 ) -> None:
     """Show what a collection holds: model, dimension, counts, sources."""
-    from indexer.service import create_service
+    from indexer.catalog import create_service
 
     settings = _settings(index_dir, collection)
     manifest = create_service(settings).info()
@@ -248,7 +247,7 @@ def info_command(
 @handle_errors
 def collections_command(index_dir: IndexDir = None, as_json: JsonFlag = False) -> None:
     """List the collections with their sizes."""
-    from indexer.service import create_catalog
+    from indexer.catalog import create_catalog
 
     catalog = create_catalog(_settings(index_dir))
     manifests = {name: catalog.service(name).info() for name in catalog.names()}
@@ -276,7 +275,7 @@ def drop_command(
     index_dir: IndexDir = None,
 ) -> None:
     """Delete a collection and its files."""
-    from indexer.service import create_catalog
+    from indexer.catalog import create_catalog
 
     catalog = create_catalog(_settings(index_dir))
     if not yes and not typer.confirm(f"delete collection {name!r} in {catalog.root}/?"):
@@ -362,27 +361,24 @@ def eval_command(
     """Measure retrieval quality on SQuAD-format files (R@1, R@5, MRR@10, nDCG@10)."""
     from rich.progress import Progress
 
-    from indexer.embedder import make_embedder
     from indexer.evaluation import run_evaluation
-    from indexer.ranking import MODES, Fusion
+    from indexer.model.factory import make_embedder
+    from indexer.options import SearchOptions
+    from indexer.ranking import MODES
 
     methods = list(MODES) if method == "all" else [m for m in MODES if m == method]
     if not methods:
         raise typer.BadParameter(f"use one of {', '.join(MODES)} or all", param_hint="--method")
     settings = _settings(None)
-    fusion = Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight)
     with Progress(console=err, disable=as_json, transient=True) as bar:
         task = bar.add_task("embedding the corpus", total=None)
         seconds, reports = run_evaluation(
             make_embedder(settings),
+            SearchOptions.from_settings(settings),
             corpus,
             queries,
             methods,
-            fusion,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-            batch_size=settings.batch_size,
-            context=settings.context,
-            context_window=settings.context_window,
         )
     if as_json:
         payload = {"corpus": str(corpus), "index_seconds": seconds, "model": settings.model}
@@ -416,7 +412,7 @@ def _print_reports(reports: list[Any], index_seconds: float) -> None:
 @handle_errors
 def model_command(as_json: JsonFlag = False) -> None:
     """Prepare the embedding model now (converts the default model on first use) and show it."""
-    from indexer.embedder import make_embedder
+    from indexer.model.factory import make_embedder
 
     settings = _settings(None)
     embedder = make_embedder(settings)
@@ -424,7 +420,7 @@ def model_command(as_json: JsonFlag = False) -> None:
         embedder.load()
     info = {"model": embedder.name, "dimension": embedder.dimension}
     if settings.model == "multilingual-e5-small":
-        from indexer.embedder import default_model_folder
+        from indexer.model.convert import default_model_folder
 
         info["folder"] = str(default_model_folder(settings.model_cache_dir))
     if as_json:

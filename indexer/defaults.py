@@ -1,23 +1,45 @@
-"""Measured defaults shared by the settings (the edge) and the library, importing only typing.
+"""Every default and measured constant a user can change, in one place, importing only typing.
 
-Kept apart so that reading the settings, as `findling --help` does, loads no numpy or FAISS.
+The settings (the edge) and the library read them from here. Kept apart so that reading the
+settings, as `findling --help` does, loads no numpy or FAISS.
 """
 
 from typing import Literal
 
-Context = Literal["paragraph", "window", "none"]
+Mode = Literal["dense", "bm25", "hybrid"]
+RecipeKind = Literal["paragraph", "window", "none"]
+
+DEFAULT_MODEL = "multilingual-e5-small"
+DEFAULT_COLLECTION = "default"
+
+# -- searching
+DEFAULT_K = 5
+MAX_K = 100
+MAX_QUERY_CHARS = 2000
+DEFAULT_MODE: Mode = "hybrid"
+# Hybrid: weight of the BM25 share (see ranking.score_description) when question and sentence
+# share a language, and when they do not. Measured on XQuAD dev (paragraph MRR@10): BM25 adds to
+# dense within a language and only hurts across languages, where it has little to match.
+LEXICAL_WEIGHT = 0.1
+CROSS_LANGUAGE_WEIGHT = 0.0
+
+# -- indexing
+MAX_FILE_MB = 20.0
+BATCH_SIZE = 32  # texts per embedding call (the ONNX backend also caps padded tokens)
 
 # Measured with `python -m bench.ann` on 2 cores: exact search costs about 10 ms per query at
 # 100,000 vectors and 107 ms at 1,000,000; HNSW32 answers 1,000,000 in 0.4 ms at recall@10 0.985
 # (efSearch 128) with no training step, so it also suits indexes that grow by adding.
-DEFAULT_ANN_THRESHOLD = 100_000
+ANN_THRESHOLD = 100_000
 
-# What each sentence is embedded with (see storage.vector_recipe). Measured on XQuAD dev
+# What each sentence is embedded with (see recipe.VectorRecipe). Measured on XQuAD dev
 # (paragraph MRR@10, onnx fp32, dense, mean of the four language pairs): the sentence alone 0.959;
 # with its paragraph (cut into pieces of at most 1,200 characters) 0.967 at about 2x the embedding
 # work of the sentence alone; with a window of one neighbour each side 0.968 at about 4x.
-DEFAULT_CONTEXT: Context = "paragraph"
-# a longer paragraph is cut, between sentences, into pieces of about equal length up to this
-MAX_CONTEXT_PIECE_CHARS = 1200
-# neighbours either side when the context is "window"
-DEFAULT_CONTEXT_WINDOW = 1
+RECIPE: RecipeKind = "paragraph"
+RECIPE_WINDOW = 1  # neighbours either side when the recipe is "window"
+PIECE_CHARS = 1200  # a longer paragraph is cut, between sentences, into pieces up to this
+
+# -- showing a hit: the paragraph around it, or a window of sentences when it is long
+SNIPPET_MAX_CHARS = 1200
+SNIPPET_WINDOW = 2

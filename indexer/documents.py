@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -15,12 +15,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from indexer.defaults import MAX_FILE_MB
 from indexer.errors import SourceNotFoundError
 from indexer.formats import SUFFIXES, Extracted, FormatError, extract
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_BYTES = int(MAX_FILE_MB * 1024 * 1024)
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _LINE_BREAK = re.compile(r"\r?\n\s*")
 _MD_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
@@ -42,7 +43,7 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Passage:
+class Sentence:
     """One sentence: where it stands in its document and in its paragraph.
 
     Offsets count Unicode code points of the document text, end exclusive, so
@@ -293,17 +294,17 @@ def detect_language(text: str) -> str:
     return str(code)
 
 
-def split_document(document: Document) -> list[Passage]:
-    """Split a document into sentence passages, in reading order."""
-    passages: list[Passage] = []
+def split_document(document: Document) -> list[Sentence]:
+    """Split a document into sentences, in reading order."""
+    sentences: list[Sentence] = []
     for p_no, (p_start, p_end) in enumerate(paragraph_spans(document.text)):
         paragraph = document.text[p_start:p_end]
         # mixed-language documents exist; short texts are too little evidence to judge
         language = detect_language(paragraph) if len(paragraph) >= 80 else document.language
         for s_no, (s_start, s_end) in enumerate(sentence_spans(paragraph, language)):
             text = paragraph[s_start:s_end]
-            passages.append(
-                Passage(
+            sentences.append(
+                Sentence(
                     doc_id=document.id,
                     paragraph=p_no,
                     sentence=s_no,
@@ -315,4 +316,23 @@ def split_document(document: Document) -> list[Passage]:
                     language=detect_language(text) if len(text) >= 60 else language,
                 )
             )
-    return passages
+    return sentences
+
+
+def neighbours(sentences: Mapping[int, Sentence], key: int, n: int) -> tuple[int, int]:
+    """Keys of the first and last sentence within ``n`` of ``key`` in the same paragraph.
+
+    ``sentences`` holds a document's sentences under consecutive keys (positions or ids), so
+    the neighbours of ``key`` are ``key - 1`` and ``key + 1``.
+    """
+    hit = sentences[key]
+    first, last = key, key
+    while key - first < n and _same_paragraph(sentences.get(first - 1), hit):
+        first -= 1
+    while last - key < n and _same_paragraph(sentences.get(last + 1), hit):
+        last += 1
+    return first, last
+
+
+def _same_paragraph(a: Sentence | None, b: Sentence) -> bool:
+    return a is not None and a.doc_id == b.doc_id and a.paragraph == b.paragraph

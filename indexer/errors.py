@@ -41,10 +41,25 @@ class IndexCorruptError(FindlingError):
     code = "index_corrupt"
 
 
+class IndexBusyError(FindlingError):
+    """Another process holds the collection's writer lock."""
+
+    code = "index_busy"
+
+
 class ModelMismatchError(FindlingError):
     """The index was built with another embedding model than the one configured."""
 
     code = "model_mismatch"
+
+    @classmethod
+    def between(cls, index_model: str, configured: str) -> ModelMismatchError:
+        return cls(
+            f"the index was built with model {index_model!r}, "
+            f"but the configured model is {configured!r}",
+            f"set FINDLING_MODEL={index_model} to use this index, or rebuild it with "
+            "`findling index --rebuild`",
+        )
 
 
 class ModelUnavailableError(FindlingError):

@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.defaults import DEFAULT_CONTEXT, DEFAULT_CONTEXT_WINDOW
-from indexer.documents import Document, Passage, detect_language, split_document
-from indexer.embedder import Embedder
+from indexer.defaults import Mode
+from indexer.documents import Document, Sentence, detect_language, split_document
 from indexer.errors import InvalidRequestError, SourceNotFoundError
-from indexer.ranking import Fusion, Mode
-from indexer.service import Progress, SearchService
+from indexer.model.embedder import Embedder
+from indexer.options import SearchOptions
+from indexer.recipe import Progress
+from indexer.service import SearchService
 
 CUTOFF = 10
 SENTENCE_DEPTH = 200  # sentences ranked per question; enough to find 10 distinct paragraphs
@@ -135,27 +136,27 @@ def metrics(ranks: Sequence[int | None]) -> Metrics:
     )
 
 
-def paragraph_rank(ranked: Sequence[Passage], document_id: str) -> int | None:
+def paragraph_rank(ranked: Sequence[Sentence], document_id: str) -> int | None:
     """Rank of the relevant paragraph among distinct paragraphs, in order of first hit."""
     seen: list[str] = []
-    for passage in ranked:
-        if passage.doc_id not in seen:
-            seen.append(passage.doc_id)
-            if passage.doc_id == document_id:
+    for sentence in ranked:
+        if sentence.doc_id not in seen:
+            seen.append(sentence.doc_id)
+            if sentence.doc_id == document_id:
                 return len(seen)
     return None
 
 
-def answer_sentence(passages: Sequence[Passage], answer_start: int) -> tuple[int, int]:
+def answer_sentence(sentences: Sequence[Sentence], answer_start: int) -> tuple[int, int]:
     """(paragraph, sentence) of the sentence in which the answer starts (or the gap after it)."""
-    holding = [p for p in passages if p.start <= answer_start] or list(passages[:1])
+    holding = [s for s in sentences if s.start <= answer_start] or list(sentences[:1])
     return holding[-1].paragraph, holding[-1].sentence
 
 
-def sentence_rank(ranked: Sequence[Passage], document_id: str, key: tuple[int, int]) -> int | None:
+def sentence_rank(ranked: Sequence[Sentence], document_id: str, key: tuple[int, int]) -> int | None:
     """Rank of the relevant sentence among the ranked sentences."""
-    for rank, passage in enumerate(ranked, start=1):
-        if passage.doc_id == document_id and (passage.paragraph, passage.sentence) == key:
+    for rank, sentence in enumerate(ranked, start=1):
+        if sentence.doc_id == document_id and (sentence.paragraph, sentence.sentence) == key:
             return rank
     return None
 
@@ -165,7 +166,7 @@ def evaluate(
     questions: Sequence[Question],
     method: Mode,
     queries_name: str,
-    split: dict[str, list[Passage]],
+    split: dict[str, list[Sentence]],
 ) -> MethodReport:
     """Ask every question with one method and score paragraph and sentence ranks.
 
@@ -190,14 +191,11 @@ def evaluate(
 
 def run_evaluation(
     embedder: Embedder,
+    options: SearchOptions,
     corpus_path: Path,
     queries_paths: Sequence[Path],
     methods: Sequence[Mode],
-    fusion: Fusion | None = None,
     progress: Progress | None = None,
-    batch_size: int = 32,
-    context: str = DEFAULT_CONTEXT,
-    context_window: int = DEFAULT_CONTEXT_WINDOW,
 ) -> tuple[float, list[MethodReport]]:
     """Index the corpus into a temporary index and evaluate every queries file and method.
 
@@ -206,16 +204,8 @@ def run_evaluation(
     corpus = load_corpus(corpus_path)
     question_sets = [(p.name, load_questions(p, corpus)) for p in queries_paths]
     with tempfile.TemporaryDirectory(prefix="findling-eval-") as tmp:
-        service = SearchService(
-            Path(tmp) / "index",
-            embedder,
-            fusion=fusion,
-            context=context,
-            context_window=context_window,
-        )
-        summary = service.build_documents(
-            corpus.documents, progress=progress, batch_size=batch_size
-        )
+        service = SearchService(Path(tmp) / "index", embedder, options)
+        summary = service.build_documents(corpus.documents, progress=progress)
         split = {d.id: split_document(d) for d in corpus.documents}
         reports = [
             evaluate(service, questions, method, name, split)

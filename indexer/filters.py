@@ -1,4 +1,4 @@
-"""Metadata filters: which passages a search may return.
+"""Metadata filters: which sentences a search may return.
 
 A filter is ``key=value``. ``lang``/``language`` match the sentence's language, ``source`` is a
 glob over the source path, ``title`` the document title; any other key matches the document's
@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from indexer.documents import Document, Passage
+from indexer.documents import Document, Sentence
 from indexer.errors import InvalidRequestError
-from indexer.storage import LoadedIndex
+from indexer.snapshot import Snapshot
 
-Predicate = Callable[[Passage, Document], bool]
+Predicate = Callable[[Sentence, Document], bool]
 
 
 def parse_filters(items: Iterable[str]) -> dict[str, str]:
@@ -35,7 +35,7 @@ def parse_filters(items: Iterable[str]) -> dict[str, str]:
 def matcher(filters: Mapping[str, str]) -> Predicate:
     """One predicate that holds when every filter does."""
     checks = [_check(key, value) for key, value in filters.items()]
-    return lambda passage, document: all(check(passage, document) for check in checks)
+    return lambda sentence, document: all(check(sentence, document) for check in checks)
 
 
 def _check(key: str, value: str) -> Predicate:
@@ -48,12 +48,12 @@ def _check(key: str, value: str) -> Predicate:
     return lambda p, d: key in d.metadata and str(d.metadata[key]) == value
 
 
-def allowed_ids(loaded: LoadedIndex, filters: Mapping[str, str]) -> np.ndarray:
-    """Ids of the passages that pass ``filters``, ascending."""
+def allowed_ids(snapshot: Snapshot, filters: Mapping[str, str]) -> np.ndarray:
+    """Ids of the sentences that pass ``filters``, ascending."""
     keep = matcher(filters)
     ids = [
-        pid
-        for pid, passage in loaded.passages.items()
-        if keep(passage, loaded.documents[passage.doc_id])
+        sid
+        for sid, sentence in snapshot.sentences.items()
+        if keep(sentence, snapshot.documents[sentence.doc_id])
     ]
     return np.array(sorted(ids), dtype=np.int64)

@@ -23,7 +23,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from indexer.errors import IndexCorruptError, IndexNotFoundError, InvalidRequestError
+from indexer.errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    IndexNotFoundError,
+    InvalidRequestError,
+)
+from indexer.fsutil import fsync_path, write_durably
 
 CURRENT = "CURRENT"
 PREFIX = "gen-"
@@ -70,8 +76,8 @@ def commit_generation(index_dir: Path, write: Callable[[Path, str], None]) -> Pa
         write(tmp, name)
         # deepest first, so every file and folder entry is durable before the rename
         for path in sorted(tmp.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            _fsync_path(path)
-        _fsync_path(tmp)
+            fsync_path(path)
+        fsync_path(tmp)
         final = index_dir / name
         os.rename(tmp, final)
         _point_current(index_dir, name)
@@ -111,7 +117,7 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InvalidRequestError(
+            raise IndexBusyError(
                 f"another findling process is writing the index at {index_dir}/",
                 "wait for it to finish, then run the command again",
             ) from None
@@ -123,20 +129,9 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
 
 def _point_current(index_dir: Path, name: str) -> None:
     tmp = index_dir / f"{CURRENT}.tmp"
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_durably(tmp, name + "\n")
     os.replace(tmp, index_dir / CURRENT)
-    _fsync_path(index_dir)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(index_dir)
 
 
 def _remove_leftovers(index_dir: Path) -> None:

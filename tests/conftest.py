@@ -2,47 +2,29 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from indexer.catalog import Catalog
-from indexer.embedder import HashingEmbedder
+from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
 from indexer.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
+from tests.helpers import ENGLISH, GERMAN
 
 
-def modules_loaded_by_cli(runs: Sequence[list[str]], modules: Sequence[str]) -> list[str]:
-    """Which of ``modules`` a fresh interpreter has loaded after the CLI ``runs`` (each exits 0)."""
-    probe = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
-        "from indexer.cli import app\n"
-        f"for args in {list(runs)!r}:\n"
-        "    result = CliRunner().invoke(app, args)\n"
-        "    assert result.exit_code == 0, result.output\n"
-        f"print(','.join(m for m in {list(modules)!r} if m in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return [m for m in done.stdout.strip().split(",") if m]
+@pytest.fixture(autouse=True)
+def _no_findling_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A developer's own FINDLING_* variables must not leak into the tests.
 
-
-GERMAN = """Der Rhein ist ein Fluss in Europa. Er fließt z. B. durch Köln und Düsseldorf.
-
-Am 3. Oktober feiert Deutschland den Tag der Deutschen Einheit. Dr. Müller hielt eine Rede.
-"""
-ENGLISH = """# Cooking notes
-
-Pasta should be cooked in salted water. Drain it while it is still firm.
-
-The oven must be preheated to 200 degrees. Bake the bread for 40 minutes.
-"""
+    The model cache stays: it says where the converted model is kept, not how findling behaves.
+    """
+    for name in [n for n in os.environ if n.startswith("FINDLING_")]:
+        if name != "FINDLING_MODEL_CACHE_DIR":
+            monkeypatch.delenv(name)
+    yield
 
 
 @pytest.fixture
@@ -81,9 +63,7 @@ def built(service: SearchService, corpus: Path) -> SearchService:
 @pytest.fixture
 def catalog(index_root: Path, service: SearchService) -> Catalog:
     """Collections under ``index_root`` on the hashing embedder; "default" is ``service``."""
-    catalog = Catalog(index_root, lambda folder: SearchService(folder, service.embedder))
-    catalog._services["default"] = service
-    return catalog
+    return Catalog(index_root, service.embedder, service.options)
 
 
 @pytest.fixture

@@ -5,24 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from indexer.catalog import Catalog
 from indexer.service import SearchService
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    """Every error has one shape: {"error": {"code", "message", "hint", "details"}}."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "hint", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
+from tests.helpers import assert_error
 
 
 @pytest.fixture
@@ -91,7 +80,7 @@ def test_health_info_and_docs(client: TestClient) -> None:
     assert info["model"] == "hashing-256" and info["passages"] == 9
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
-    result = schema["components"]["schemas"]["SearchResult"]["properties"]
+    result = schema["components"]["schemas"]["SearchHit"]["properties"]
     assert "cosine" in result["score"]["description"].lower()
 
 
@@ -110,7 +99,7 @@ def test_unexpected_errors_keep_the_shape(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(built, "search", boom)
+    monkeypatch.setattr(catalog.service("default"), "search", boom)
     with TestClient(create_app(catalog=catalog), raise_server_exceptions=False) as client:
         error = assert_error(client.get("/search", params={"q": "x"}), 500, "internal_error")
         assert "boom" not in str(error)

@@ -13,7 +13,7 @@ from api.app import create_app
 from indexer.catalog import Catalog
 from indexer.service import SearchService
 from indexer.settings import Settings
-from tests.test_api import assert_error
+from tests.helpers import assert_error
 
 WRITE_KEY, READ_KEY = "write-secret-123", "read-secret-456"
 

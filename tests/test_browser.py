@@ -6,10 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +19,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.routes import STATIC_DIR
 from indexer.settings import Settings
-from tests.conftest import ROOT, SEEDS
-from tests.test_api import assert_error
+from tests.helpers import FINDLING, ROOT, SEEDS, assert_error, running_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -40,7 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-FINDLING = Path(sys.executable).with_name("findling")
 REAL_MODEL_ENV = {**os.environ, "FINDLING_MODEL": "multilingual-e5-small"}
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -141,42 +136,11 @@ def test_openapi_describes_what_the_page_reads(client: TestClient) -> None:
 # -- browser tier: headless Chromium against real servers ----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(index_dir: Path) -> Iterator[str]:
     """Run `findling serve` on ``index_dir`` with the real model until the generator closes."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(FINDLING), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env={**REAL_MODEL_ENV, "FINDLING_INDEX_DIR": str(index_dir)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                pytest.fail(f"findling serve exited: {output}")
-            try:
-                # uvicorn answers only once lifespan has loaded the model (and index, if any)
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("findling serve did not become ready in 180 s")
-            time.sleep(0.5)
+    # uvicorn answers only once lifespan has loaded the model (and index, if any)
+    with running_server({**REAL_MODEL_ENV, "FINDLING_INDEX_DIR": str(index_dir)}) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +238,7 @@ def _wait_for_results(page: Page, question: str) -> None:
 
 def _top_result(server: str, question: str, **params: Any) -> dict[str, Any]:
     response = httpx.get(f"{server}/search", params={"q": question, **params}, timeout=30)
-    return response.json()["results"][0]  # type: ignore[no-any-return]
+    return response.json()["results"][0]
 
 
 @pytest.mark.model
@@ -501,7 +465,7 @@ def test_screenshots_desktop_and_phone(server: str, browser: Browser) -> None:
     """Results pages for people to look at (test-artifacts/); the phone view must not scroll
     sideways."""
     url = f"{server}/?{urlencode({'q': GERMAN[0], 'k': 5})}"
-    shots = [
+    shots: list[tuple[str, dict[str, Any]]] = [
         ("results-desktop", {"viewport": DESKTOP}),
         ("results-phone", {"viewport": PHONE, "device_scale_factor": 2, "is_mobile": True}),
         ("results-desktop-dark", {"viewport": DESKTOP, "color_scheme": "dark"}),

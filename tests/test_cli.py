@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from indexer.cli import app
 from indexer.settings import Settings
-from tests.conftest import modules_loaded_by_cli
+from tests.helpers import modules_loaded_by_cli
 
 runner = CliRunner()
 
@@ -104,7 +104,7 @@ def test_incremental_runs_add_remove_collections(hashing_env: Settings, corpus: 
     def summary(*args: str) -> dict[str, object]:
         code, out, err = _run(*args, "--json")
         assert code == 0, err
-        return json.loads(out)  # type: ignore[no-any-return]
+        return json.loads(out)
 
     assert summary("index", str(corpus))["added"] == 2
     again = summary("index", str(corpus))

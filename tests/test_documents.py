@@ -13,7 +13,7 @@ from indexer.documents import (
     split_document,
 )
 from indexer.errors import SourceNotFoundError
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS
 
 
 def _sentences(text: str, language: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,10 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from indexer.embedder import HashingEmbedder
 from indexer.generations import current_generation
+from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
-from indexer.storage import load_index
+from indexer.snapshot import open_snapshot
+from tests.helpers import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def _env(index_root: Path) -> dict[str, str]:
 
 def _versions(index_dir: Path) -> set[str]:
     """The corpus versions the current generation holds (a torn commit would show two)."""
-    loaded = load_index(current_generation(index_dir))  # verifies every checksum
+    loaded = open_snapshot(current_generation(index_dir))  # verifies every checksum
     return {d.text.rsplit("Fassung ", 1)[-1][0] for d in loaded.documents.values() if "doc" in d.id}
 
 
@@ -117,37 +117,13 @@ def test_ctrl_c_leaves_the_old_generation_and_says_so(tmp_path: Path) -> None:
     assert not list((index_root / "default").glob(".tmp-*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     corpus, index_root = tmp_path / "corpus", tmp_path / "index"
     _write_corpus(corpus, "A", files=60)
     subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        [FINDLING, "serve", "--port", str(port)],
-        env=_env(index_root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with running_server(_env(index_root), timeout=60) as url:
         yield url, corpus, index_root
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_server_answers_through_two_reindexes_without_a_failure(

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from indexer.service import SearchService, create_service
+from indexer.catalog import create_service
+from indexer.service import SearchService
 from indexer.settings import Settings
-from tests.conftest import SEEDS
+from tests.helpers import SEEDS, running_server
 
 pytestmark = pytest.mark.model
 
@@ -84,46 +80,12 @@ def test_every_mode_answers_a_german_question(real: SearchService, mode: str) ->
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(real: SearchService, index_dir: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "FINDLING_INDEX_DIR": str(index_dir), "FINDLING_MODEL": real.embedder.name}
-    findling = Path(sys.executable).with_name("findling")
-    process = subprocess.Popen(
-        [str(findling), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
+    env = {"FINDLING_INDEX_DIR": str(index_dir), "FINDLING_MODEL": real.embedder.name}
+    # /info answers only after lifespan loaded the model and the index
+    with running_server(env, ready_path="/info") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"findling serve exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            # /info answers only after lifespan loaded the model and the index
-            if httpx.get(f"{url}/info", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail("findling serve did not become ready in 180 s")
 
 
 def test_real_server_answers_over_http(server: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from indexer.cli import app
-from indexer.documents import Passage
+from indexer.documents import Sentence
 from indexer.evaluation import answer_sentence, metrics, paragraph_rank, sentence_rank
 from indexer.settings import Settings
 
@@ -28,8 +28,8 @@ def test_metrics_of_nothing() -> None:
     assert metrics([]).count == 0
 
 
-def _p(doc: str, paragraph: int, sentence: int, start: int, end: int) -> Passage:
-    return Passage(doc, paragraph, sentence, start, end, 0, 100, "x", "en")
+def _p(doc: str, paragraph: int, sentence: int, start: int, end: int) -> Sentence:
+    return Sentence(doc, paragraph, sentence, start, end, 0, 100, "x", "en")
 
 
 def test_paragraph_rank_counts_distinct_paragraphs() -> None:

@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, settings
 
 from api.app import create_app
 from indexer.catalog import Catalog
-from indexer.embedder import HashingEmbedder
-from indexer.service import SearchService
+from indexer.model.embedder import HashingEmbedder
 from indexer.settings import Settings
-from tests.conftest import ENGLISH, GERMAN
+from tests.helpers import ENGLISH, GERMAN
 
 KEY = "fuzz-key"
 CASES: dict[str, int] = {}
@@ -29,7 +28,7 @@ def _app() -> object:
     (root / "docs" / "rhein.txt").write_text(GERMAN, encoding="utf-8")
     (root / "docs" / "cooking.md").write_text(ENGLISH, encoding="utf-8")
     embedder = HashingEmbedder(256)
-    catalog = Catalog(root / "index", lambda folder: SearchService(folder, embedder))
+    catalog = Catalog(root / "index", embedder)
     catalog.service("default").build([root / "docs"])
     app = create_app(Settings(model="hashing", api_key=KEY, max_batch=8), catalog=catalog)  # type: ignore[arg-type]
     return app

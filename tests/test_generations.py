@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import IndexCorruptError, IndexNotFoundError, InvalidRequestError
+from indexer.errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    IndexNotFoundError,
+    InvalidRequestError,
+)
 from indexer.generations import CURRENT, current_generation, write_generation
 
 
@@ -76,7 +81,7 @@ def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
     write_generation(index, _write("one"))
     with (index / ".lock").open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(InvalidRequestError, match="another findling process"):
+        with pytest.raises(IndexBusyError, match="another findling process"):
             write_generation(index, _write("two"))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.documents import Passage
+from indexer.documents import Sentence
 from indexer.errors import IndexCorruptError
 from indexer.lexical import LexicalIndex, analyze
 from indexer.ranking import Fusion, Scored, collapse, fuse
@@ -81,8 +81,8 @@ def test_damaged_lexical_index_is_reported(tmp_path: Path) -> None:
         LexicalIndex.load(tmp_path / "bm25")
 
 
-def _passage(doc: str, paragraph: int, sentence: int) -> Passage:
-    return Passage(doc, paragraph, sentence, 0, 1, 0, 1, "x", "de")
+def _passage(doc: str, paragraph: int, sentence: int) -> Sentence:
+    return Sentence(doc, paragraph, sentence, 0, 1, 0, 1, "x", "de")
 
 
 def test_hybrid_adds_lexical_only_within_a_language() -> None:
@@ -105,5 +105,6 @@ def test_bm25_mode_drops_candidates_without_a_match() -> None:
 def test_collapse_keeps_the_best_sentence_per_paragraph() -> None:
     passages = [_passage("a", 0, 0), _passage("a", 0, 1), _passage("a", 1, 0), _passage("b", 0, 0)]
     ranked = [Scored(pid, 1.0 - pid / 10, None, None) for pid in (1, 0, 3, 2)]
-    assert [s.pid for s in collapse(ranked, passages, k=10)] == [1, 3, 2]
-    assert [s.pid for s in collapse(ranked, passages, k=2)] == [1, 3]
+    by_id = dict(enumerate(passages))
+    assert [s.pid for s in collapse(ranked, by_id, k=10)] == [1, 3, 2]
+    assert [s.pid for s in collapse(ranked, by_id, k=2)] == [1, 3]

@@ -12,14 +12,15 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from indexer.catalog import create_service
 from indexer.generations import current_generation
 from indexer.mcp_server import create_mcp_server
-from indexer.service import SearchService, create_service
+from indexer.ranking import SCORE_DESCRIPTION
+from indexer.schemas import SearchHit
+from indexer.service import SearchService
 from indexer.settings import Settings
-from tests.conftest import SEEDS, modules_loaded_by_cli
+from tests.helpers import FINDLING, SEEDS, modules_loaded_by_cli
 
-FINDLING = Path(sys.executable).with_name("findling")
-HIT_FIELDS = "rank score text context source start end language"
 SEARCH_ARGUMENTS = ("question", "k", "filters", "collection", "mode")
 
 
@@ -49,7 +50,7 @@ def test_tools_search_and_info(hashing_env: Settings, built: SearchService) -> N
     assert set(described) == {"search", "info"}
     search = described["search"]
     assert search.description and "German and English" in search.description
-    assert "higher is better" in search.description and "lang=de" in search.description
+    assert SCORE_DESCRIPTION in search.description and "lang=de" in search.description
     assert list(search.input_schema["properties"]) == list(SEARCH_ARGUMENTS)
     assert search.output_schema is not None and search.annotations.read_only_hint
 
@@ -57,7 +58,7 @@ def test_tools_search_and_info(hashing_env: Settings, built: SearchService) -> N
     results = found.structured_content["results"]
     assert len(results) == 2 and results[0]["text"] == "Der Rhein ist ein Fluss in Europa."
     assert results[0]["rank"] == 1 and results[0]["language"] == "de"
-    assert set(results[0]) == set(HIT_FIELDS.split())
+    assert set(results[0]) == set(SearchHit.model_fields)  # what the HTTP API returns too
     assert results[0]["source"].endswith("rhein.txt")
     assert "Der Rhein ist ein Fluss in Europa." in found.content[0].text  # the same, as text
 

