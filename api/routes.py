@@ -84,8 +84,9 @@ def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
 
 @reads.get("/info", tags=["index"])
 def info(service: Service) -> dict[str, Any]:
-    """The index manifest: format version, model, dimension, counts, sources, checksums."""
-    return service.info().to_json()
+    """The collection's manifest (format, model, dimension, recipe, counts, segments) and its
+    first 1,000 sources."""
+    return {**service.info().to_json(), "sources": service.sources()}
 
 
 @reads.get("/collections", response_model=list[CollectionInfo], tags=["index"])

@@ -14,14 +14,15 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
 from bench.common import percentiles
-from indexer.defaults import ANN_THRESHOLD
-from indexer.store import VectorStore
+from indexer.defaults import ANN_THRESHOLD, Quantize
+from indexer.store import VectorStore, write_store
 
 DIMENSION = 384
 K = 10
@@ -50,6 +51,7 @@ def options(n: int) -> dict[str, Callable[[], Any]]:
     return {
         "Flat (exact)": lambda: faiss.IndexFlatIP(DIMENSION),
         "findling VectorStore": lambda: _FindlingStore(),
+        "findling VectorStore sq8": lambda: _FindlingStore("sq8"),
         "HNSW32": lambda: hnsw(32),
         f"IVF{nlist},Flat": lambda: ivf("IVF{nlist},Flat"),
         f"IVF{nlist},SQ8": lambda: ivf("IVF{nlist},SQ8"),
@@ -59,29 +61,27 @@ def options(n: int) -> dict[str, Callable[[], Any]]:
 
 
 class _FindlingStore:
-    """findling's store behind the small FAISS surface ``measure`` uses."""
+    """findling's segment store behind the small FAISS surface ``measure`` uses."""
 
     is_trained = True
 
-    def __init__(self) -> None:
+    def __init__(self, quantize: Quantize = "none") -> None:
+        self.quantize: Quantize = quantize
+        self.folder = Path(tempfile.mkdtemp(prefix="findling-ann-"))
         self.store: VectorStore | None = None
 
     def add(self, data: np.ndarray) -> None:
-        ids = np.arange(len(data), dtype=np.int64)
-        self.store = VectorStore.build(data, ids, ANN_THRESHOLD)
+        kind, _ = write_store(self.folder, data, ANN_THRESHOLD, self.quantize)
+        self.store = VectorStore.open(self.folder, kind)
 
     def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.store is not None
         hits = self.store.search(rows[0], k)
-        return hits.scores[None, :], hits.ids[None, :]
+        return hits.scores[None, :], hits.rows[None, :]
 
     def nbytes(self) -> int:
-        assert self.store is not None
-        with tempfile.TemporaryDirectory() as tmp:
-            path = f"{tmp}/v.faiss"
-            self.store.save(path)  # type: ignore[arg-type]
-            with open(path, "rb") as handle:
-                return len(handle.read())
+        """Bytes on disk (the graph, and the fp32 vectors when the graph holds codes)."""
+        return sum(p.stat().st_size for p in self.folder.iterdir())
 
 
 def search_knobs(name: str) -> list[tuple[str, Callable[[Any], None]]]:

@@ -224,9 +224,11 @@ def info_command(
     from indexer.catalog import create_service
 
     settings = _settings(index_dir, collection)
-    manifest = create_service(settings).info()
+    service = create_service(settings)
+    manifest = service.info()
     if as_json:
-        print(json.dumps(manifest.to_json(), ensure_ascii=False, indent=2))
+        data = {**manifest.to_json(), "sources": service.sources()}
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     out.print(
         f"collection: {escape(settings.collection)} in {escape(str(settings.index_dir))}/ "
@@ -237,10 +239,41 @@ def info_command(
     out.print(f"sentences:  {manifest.passages}")
     out.print(f"created:    {manifest.created_at}")
     out.print(f"vectors:    {escape(manifest.vectors)}; search: {manifest.vector_index}")
-    for source in manifest.sources:
-        out.print(
-            f"  {escape(source.path)}  [dim]{source.language}, {source.passages} sentences[/]"
-        )
+    out.print(f"segments:   {len(manifest.segments)}")
+    for source in service.sources():
+        out.print(f"  {escape(source['path'])}")
+
+
+@app.command("optimize")
+@handle_errors
+def optimize_command(
+    collection: Collection = None, index_dir: IndexDir = None, as_json: JsonFlag = False
+) -> None:
+    """Merge a collection's segments into one, dropping deleted sentences for good."""
+    from indexer.catalog import create_service
+
+    _report(create_service(_settings(index_dir, collection)).optimize(), as_json)
+
+
+@app.command("verify")
+@handle_errors
+def verify_command(
+    collection: Collection = None, index_dir: IndexDir = None, as_json: JsonFlag = False
+) -> None:
+    """Check every file of a collection against the checksum recorded when it was written."""
+    from indexer.catalog import create_service
+
+    settings = _settings(index_dir, collection)
+    problems = create_service(settings).verify()
+    if as_json:
+        print(json.dumps({"collection": settings.collection, "problems": problems}, indent=2))
+    elif problems:
+        for problem in problems:
+            err.print(f"[bold red]damaged:[/] {escape(problem)}")
+    else:
+        out.print(f"collection {escape(settings.collection)}: every file is intact")
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command("collections")

@@ -32,6 +32,18 @@ BATCH_SIZE = 32  # texts per embedding call (the ONNX backend also caps padded t
 # (efSearch 128) with no training step, so it also suits indexes that grow by adding.
 ANN_THRESHOLD = 100_000
 
+# "sq8": graphs hold 8-bit codes (a quarter of the memory), candidates re-scored exactly
+Quantize = Literal["none", "sq8"]
+QUANTIZE: Quantize = "none"
+# the most sentences one segment gets while indexing: bounds the memory of a large run (its
+# vectors are held until the segment is written); merges combine segments later
+SEGMENT_SENTENCES = 200_000
+# how long a write waits for another process holding the collection's writer lock
+WRITE_WAIT_SECONDS = 30.0
+# the most live sentences a merge may produce inside an HTTP or library write, so that a write
+# costs what it changes; `findling index` and `findling optimize` merge without this limit
+WRITE_MERGE_LIMIT = 50_000
+
 # What each sentence is embedded with (see recipe.VectorRecipe). Measured on XQuAD dev
 # (paragraph MRR@10, onnx fp32, dense, mean of the four language pairs): the sentence alone 0.959;
 # with its paragraph (cut into pieces of at most 1,200 characters) 0.967 at about 2x the embedding

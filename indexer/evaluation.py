@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from indexer.defaults import Mode
 from indexer.documents import Document, Sentence, detect_language, split_document
@@ -27,6 +27,19 @@ from indexer.service import SearchService
 
 CUTOFF = 10
 SENTENCE_DEPTH = 200  # sentences ranked per question; enough to find 10 distinct paragraphs
+
+
+class Placed(Protocol):
+    """Where a ranked sentence stands: a Sentence, or a SentenceRef from the service."""
+
+    @property
+    def doc_id(self) -> str: ...
+
+    @property
+    def paragraph(self) -> int: ...
+
+    @property
+    def sentence(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,7 @@ def metrics(ranks: Sequence[int | None]) -> Metrics:
     )
 
 
-def paragraph_rank(ranked: Sequence[Sentence], document_id: str) -> int | None:
+def paragraph_rank(ranked: Sequence[Placed], document_id: str) -> int | None:
     """Rank of the relevant paragraph among distinct paragraphs, in order of first hit."""
     seen: list[str] = []
     for sentence in ranked:
@@ -153,7 +166,7 @@ def answer_sentence(sentences: Sequence[Sentence], answer_start: int) -> tuple[i
     return holding[-1].paragraph, holding[-1].sentence
 
 
-def sentence_rank(ranked: Sequence[Sentence], document_id: str, key: tuple[int, int]) -> int | None:
+def sentence_rank(ranked: Sequence[Placed], document_id: str, key: tuple[int, int]) -> int | None:
     """Rank of the relevant sentence among the ranked sentences."""
     for rank, sentence in enumerate(ranked, start=1):
         if sentence.doc_id == document_id and (sentence.paragraph, sentence.sentence) == key:

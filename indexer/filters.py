@@ -1,22 +1,24 @@
 """Metadata filters: which sentences a search may return.
 
 A filter is ``key=value``. ``lang``/``language`` match the sentence's language, ``source`` is a
-glob over the source path, ``title`` the document title; any other key matches the document's
-own metadata (JSONL fields), compared as text.
+glob over the source path (or the document id), ``title`` the document title; any other key
+matches the document's own metadata (JSONL fields, or what a program stored), compared as text.
+Document-level filters run as one SQL query per segment; the result is a mask over the
+segment's sentences, remembered per segment (segments never change).
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable, Iterable, Mapping
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from indexer.documents import Document, Sentence
 from indexer.errors import InvalidRequestError
-from indexer.snapshot import Snapshot
+from indexer.segment import Segment
 
-Predicate = Callable[[Sentence, Document], bool]
+CACHED = 64  # filters remembered per segment
 
 
 def parse_filters(items: Iterable[str]) -> dict[str, str]:
@@ -32,28 +34,35 @@ def parse_filters(items: Iterable[str]) -> dict[str, str]:
     return filters
 
 
-def matcher(filters: Mapping[str, str]) -> Predicate:
-    """One predicate that holds when every filter does."""
-    checks = [_check(key, value) for key, value in filters.items()]
-    return lambda sentence, document: all(check(sentence, document) for check in checks)
+def segment_filter(segment: Segment, filters: Mapping[str, str]) -> np.ndarray:
+    """The segment's sentences (live or not) that pass every filter, as a boolean mask."""
+    key = json.dumps(sorted(filters.items()))
+    cache: OrderedDict[str, np.ndarray] = segment.cache.setdefault("filters", OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    mask = np.ones(len(segment), dtype=bool)
+    documents = np.ones(segment.info.documents, dtype=bool)
+    for name, value in filters.items():
+        if name in ("lang", "language"):
+            codes = [c for c, lang in enumerate(segment.info.languages) if lang == value]
+            mask &= np.isin(segment.sentences["language"], codes)
+            continue
+        where, parameters = _condition(name, value)
+        passing = np.zeros(segment.info.documents, dtype=bool)
+        passing[segment.select_documents(where, parameters)] = True
+        documents &= passing
+    mask &= documents[segment.sentences["doc"]]
+    cache[key] = mask
+    if len(cache) > CACHED:
+        cache.popitem(last=False)
+    return mask
 
 
-def _check(key: str, value: str) -> Predicate:
-    if key in ("lang", "language"):
-        return lambda p, d: p.language == value
-    if key == "source":
-        return lambda p, d: fnmatch.fnmatch(d.path, value) or fnmatch.fnmatch(d.id, value)
-    if key == "title":
-        return lambda p, d: d.title == value
-    return lambda p, d: key in d.metadata and str(d.metadata[key]) == value
-
-
-def allowed_ids(snapshot: Snapshot, filters: Mapping[str, str]) -> np.ndarray:
-    """Ids of the sentences that pass ``filters``, ascending."""
-    keep = matcher(filters)
-    ids = [
-        sid
-        for sid, sentence in snapshot.sentences.items()
-        if keep(sentence, snapshot.documents[sentence.doc_id])
-    ]
-    return np.array(sorted(ids), dtype=np.int64)
+def _condition(name: str, value: str) -> tuple[str, list[str]]:
+    """An SQL condition over a segment's documents table (see segment.SQL_FUNCTIONS)."""
+    if name == "source":
+        return "glob_matches(path, ?) OR glob_matches(id, ?)", [value, value]
+    if name == "title":
+        return "title = ?", [value]
+    return "metadata_equals(metadata, ?, ?)", [name, value]

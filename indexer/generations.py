@@ -1,26 +1,30 @@
-"""Index generations on disk, committed atomically.
+"""A collection's generations on disk, committed atomically; the writer lock; pruning.
 
-Layout of an index folder::
+Layout of a collection folder::
 
-    index/
-      CURRENT              name of the live generation (replaced atomically)
-      gen-<time>-<rand>/   one complete, immutable generation (manifest.json + data files)
-      .lock                held by the one writer at a time
+    index/default/
+      CURRENT                    names the live generation manifest (replaced atomically)
+      gen-<number>.json          a generation: the segments it is made of (see manifest.py)
+      seg-<number>/              an immutable segment (see segment.py)
+      del-<segment>-<number>.npy the deleted documents of a segment as of a generation
+      .lock                      held by the one writer at a time
 
-A generation is written into a hidden temporary folder, fsynced, renamed into place, and only
-then named in ``CURRENT`` by ``os.replace``. A crash at any point leaves ``CURRENT`` naming a
-complete generation (or no index at all on the very first run), never a half-written one.
+A commit writes its new segments and deletion files first (each fsynced, segments renamed into
+place from a temporary folder), then the generation manifest, and only then names it in
+``CURRENT`` with one atomic rename. A crash at any point leaves ``CURRENT`` naming a complete
+generation (or no index at all on the very first run); files a crashed writer left behind are
+referenced by no generation and are pruned by the next commit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
-import secrets
 import shutil
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.errors import (
@@ -29,77 +33,123 @@ from indexer.errors import (
     IndexNotFoundError,
     InvalidRequestError,
 )
-from indexer.fsutil import fsync_path, write_durably
+from indexer.fsutil import atomic_write, fsync_path, write_durably
+from indexer.manifest import REBUILD_HINT, Manifest, read_manifest
 
 CURRENT = "CURRENT"
-PREFIX = "gen-"
-TMP_PREFIX = ".tmp-"
 LOCK = ".lock"
-KEEP_PREVIOUS = 1  # readers that resolved CURRENT just before a swap still find their files
+GENERATION = "gen-"
+SEGMENT = "seg-"
+DELETED = "del-"
+TMP = ".tmp-"
+# generations whose files stay on disk besides the current one: a reader that resolved CURRENT
+# just before a commit still finds its files (and retries if it was slower than that)
+KEEP_PREVIOUS = 1
 
 
-def current_generation(index_dir: Path) -> Path:
-    """The folder of the live generation, or :class:`IndexNotFoundError`."""
-    pointer = index_dir / CURRENT
+def current_name(index_dir: Path) -> str:
+    """The live generation's name, or :class:`IndexNotFoundError`."""
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise IndexNotFoundError(
             f"no index at {index_dir}/", "run `findling index seeds/` (or your own folder) first"
         ) from None
-    folder = index_dir / name
-    if not name.startswith(PREFIX) or not folder.is_dir():
+    if not name.startswith(GENERATION):
+        raise IndexCorruptError(f"{index_dir / CURRENT} names {name!r}", REBUILD_HINT)
+    if (index_dir / name).is_dir():  # format 1 named a generation folder
         raise IndexCorruptError(
-            f"{pointer} names {name!r}, which is not a generation folder",
-            "rebuild with `findling index`",
+            f"the collection at {index_dir}/ was written by an earlier findling (index format "
+            "1, one folder per generation); this one reads segments (format 2)",
+            REBUILD_HINT,
         )
+    return name
+
+
+def current_manifest(index_dir: Path) -> Manifest:
+    """The live generation's manifest; retried while commits move CURRENT underneath."""
+    for _ in range(20):
+        name = current_name(index_dir)
+        try:
+            return read_manifest(index_dir / f"{name}.json")
+        except FileNotFoundError:
+            if current_name(index_dir) == name:  # still current, yet gone: really damaged
+                raise IndexCorruptError(
+                    f"{index_dir / name}.json is missing", REBUILD_HINT
+                ) from None
+    raise IndexCorruptError(f"{index_dir}/ keeps changing; could not read it", "try again")
+
+
+def commit(index_dir: Path, manifest: Manifest) -> None:
+    """Make ``manifest`` the live generation; its segments and deletion files must already be
+    durable. The caller holds :func:`writer_lock`."""
+    text = json.dumps(manifest.to_json(), ensure_ascii=False, indent=1)
+    atomic_write(index_dir / f"{manifest.generation}.json", lambda tmp: write_durably(tmp, text))
+    pointer = index_dir / f"{CURRENT}.tmp"
+    write_durably(pointer, manifest.generation + "\n")
+    os.replace(pointer, index_dir / CURRENT)
+    fsync_path(index_dir)
+    prune(index_dir)
+
+
+def referenced(manifest: Manifest) -> set[str]:
+    """The names of the files and folders a generation needs."""
+    names = {f"{manifest.generation}.json"}
+    for entry in manifest.segments:
+        names.add(entry.name)
+        if entry.deleted:
+            names.add(entry.deleted)
+    return names
+
+
+def prune(index_dir: Path) -> None:
+    """Delete what neither the current generation nor the ``KEEP_PREVIOUS`` before it needs:
+    older generations, segments merged away, old deletion files, and whatever a crashed writer
+    left. The caller holds :func:`writer_lock`."""
+    try:
+        current = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        current = ""  # no index yet: whatever is here was left by a crashed first run
+    keep = {current}  # a format-1 generation folder stays until a commit replaces it
+    generations = sorted(index_dir.glob(f"{GENERATION}*.json"))
+    live = [p for p in generations if p.stem <= current][-(KEEP_PREVIOUS + 1) :]
+    for path in live:
+        with contextlib.suppress(FileNotFoundError, IndexCorruptError):
+            keep |= referenced(read_manifest(path))
+    for path in index_dir.iterdir():
+        if path.name in keep or not path.name.startswith((GENERATION, SEGMENT, DELETED, TMP)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def new_folder(index_dir: Path, name: str) -> Path:
+    """A temporary folder to write segment ``name`` into (see :func:`publish`)."""
+    folder = index_dir / f"{TMP}{name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
     return folder
 
 
-def write_generation(index_dir: Path, write: Callable[[Path, str], None]) -> Path:
-    """Take the writer lock, then :func:`commit_generation`."""
-    with writer_lock(index_dir):
-        return commit_generation(index_dir, write)
+def publish(index_dir: Path, tmp: Path, name: str) -> None:
+    """Rename a complete, fsynced segment folder into place."""
+    os.rename(tmp, index_dir / name)
+    fsync_path(index_dir)
 
 
-def commit_generation(index_dir: Path, write: Callable[[Path, str], None]) -> Path:
-    """Create a new generation with ``write(folder, name)`` and make it current atomically.
-
-    The caller holds :func:`writer_lock`, for as long as it reads the generation it builds on.
-    """
-    _remove_leftovers(index_dir)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    name = f"{PREFIX}{stamp}-{secrets.token_hex(3)}"
-    tmp = index_dir / f"{TMP_PREFIX}{name}"
-    tmp.mkdir()
-    try:
-        write(tmp, name)
-        # deepest first, so every file and folder entry is durable before the rename
-        for path in sorted(tmp.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            fsync_path(path)
-        fsync_path(tmp)
-        final = index_dir / name
-        os.rename(tmp, final)
-        _point_current(index_dir, name)
-    except BaseException:
-        # Ctrl-C included: the old generation stays current, the partial one goes
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _prune(index_dir, keep=name)
-    return final
-
-
-def _check_is_index_folder(index_dir: Path) -> None:
-    # never write into (and later prune) a folder of the user's that is not an index
+def check_is_index_folder(index_dir: Path) -> None:
+    """Never write into (and later prune) a folder of the user's that is not an index."""
     if not index_dir.exists():
         return
     if not index_dir.is_dir():
         raise InvalidRequestError(f"{index_dir} is a file, not an index folder")
+    ours = (GENERATION, SEGMENT, DELETED, TMP)
     foreign = [
         p.name
         for p in index_dir.iterdir()
-        if p.name not in (CURRENT, LOCK, f"{CURRENT}.tmp")
-        and not p.name.startswith((PREFIX, TMP_PREFIX))
+        if p.name not in (CURRENT, LOCK, f"{CURRENT}.tmp") and not p.name.startswith(ours)
     ]
     if foreign:
         raise InvalidRequestError(
@@ -109,38 +159,25 @@ def _check_is_index_folder(index_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def writer_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the one-writer lock of ``index_dir`` (created if missing), or fail clearly."""
-    _check_is_index_folder(index_dir)
+def writer_lock(index_dir: Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold the one-writer lock of ``index_dir`` (created if missing), waiting up to ``wait``
+    seconds for another process to release it; :class:`IndexBusyError` if it does not."""
+    check_is_index_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with (index_dir / LOCK).open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise IndexBusyError(
-                f"another findling process is writing the index at {index_dir}/",
-                "wait for it to finish, then run the command again",
-            ) from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"another findling process is writing the index at {index_dir}/",
+                        "wait for it to finish, then try again",
+                    ) from None
+                time.sleep(0.05)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _point_current(index_dir: Path, name: str) -> None:
-    tmp = index_dir / f"{CURRENT}.tmp"
-    write_durably(tmp, name + "\n")
-    os.replace(tmp, index_dir / CURRENT)
-    fsync_path(index_dir)
-
-
-def _remove_leftovers(index_dir: Path) -> None:
-    # safe under the writer lock: a temporary folder belongs to a writer that died
-    for path in index_dir.glob(f"{TMP_PREFIX}*"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _prune(index_dir: Path, keep: str) -> None:
-    generations = sorted(p for p in index_dir.glob(f"{PREFIX}*") if p.name != keep)
-    for old in generations[: max(0, len(generations) - KEEP_PREVIOUS)]:
-        shutil.rmtree(old, ignore_errors=True)

@@ -1,11 +1,20 @@
-"""Lexical search: language-aware analysis (stop words, Snowball stems, umlauts) and BM25."""
+"""Lexical search: language-aware analysis (stop words, Snowball stems, umlauts) and BM25.
+
+Each segment keeps an inverted index of its sentences (:class:`Postings`: per term, the rows
+that hold it and how often). BM25 is scored at query time over all live rows of all segments
+with the collection's own statistics (document frequencies, average length), so a result never
+depends on how the collection happens to be split into segments or on deleted sentences.
+bm25s precomputes scores with its corpus's statistics baked in, which a growing, segmented
+index cannot use; it still supplies the stop-word lists, and a test checks our scores against
+it on one segment.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
+import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +26,12 @@ import numpy as np
 from indexer.errors import IndexCorruptError
 
 ANALYZER_VERSION = "1"
+# Lucene's BM25 (as bm25s computes it): idf = ln(1 + (N - df + 0.5) / (df + 0.5)) and
+# tf part = tf / (tf + K1 * (1 - B + B * length / average length))
+K1 = 1.5
+B = 0.75
+EMPTY = "\x00empty"  # the one term of a sentence with no other, so every row has a length
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SNOWBALL = {
     "da": "danish",
@@ -36,6 +51,7 @@ _SNOWBALL = {
 # other spellings people type ("Aerger", "Strasse") meet it there
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss"})
 _DIGRAPHS = re.compile(r"(?<=[a-z])(ae|oe|ue)|^(ae|oe|ue)")
+_FILES = ("terms", "starts", "rows", "counts", "lengths")
 
 
 @lru_cache(maxsize=32)
@@ -65,28 +81,129 @@ def analyze(text: str, language: str) -> list[str]:
     Unknown languages are analysed with English rules."""
     stop = _stop_words(language)
     stemmer = _stemmer(language)
-    terms = []
+    words = []
     for word in _WORD.findall(text.lower()):
         if language == "de":
             word = _fold_german(word)
-        if word in stop:
-            continue
-        terms.append(stemmer.stemWord(word).translate(_UMLAUTS))
-    return terms
+        if word not in stop:
+            words.append(word)
+    return [stem.translate(_UMLAUTS) for stem in stemmer.stemWords(words)]
+
+
+def term_key(term: str) -> int:
+    """A term's 64-bit key, stable across processes (collisions are negligible at 2^-64)."""
+    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
+
+
+@dataclass(frozen=True)
+class Postings:
+    """One segment's inverted index. ``terms`` holds the term keys, ascending; the rows that
+    hold term i are ``rows[starts[i]:starts[i + 1]]`` (ascending), with their term counts in
+    ``counts``; ``lengths`` is every row's number of terms."""
+
+    terms: np.ndarray
+    starts: np.ndarray
+    rows: np.ndarray
+    counts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def build(cls, analysed: Sequence[Sequence[str]]) -> Postings:
+        """The postings of rows 0.. whose terms are ``analysed``."""
+        keys: list[int] = []
+        rows: list[int] = []
+        counts: list[int] = []
+        lengths = np.empty(len(analysed), dtype=np.int32)
+        for row, terms in enumerate(analysed):
+            counted = Counter(terms or [EMPTY])
+            lengths[row] = sum(counted.values())
+            for term, count in counted.items():
+                keys.append(term_key(term))
+                rows.append(row)
+                counts.append(count)
+        return cls._from_triples(
+            np.array(keys, dtype=np.uint64),
+            np.array(rows, dtype=np.int32),
+            np.array(counts, dtype=np.int32),
+            lengths,
+        )
+
+    @classmethod
+    def _from_triples(
+        cls, keys: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray
+    ) -> Postings:
+        order = np.lexsort((rows, keys))
+        keys, rows, counts = keys[order], rows[order], counts[order]
+        terms, first = np.unique(keys, return_index=True)
+        starts = np.append(first, len(keys)).astype(np.int64)
+        return cls(terms, starts, rows, np.minimum(counts, 65535).astype(np.uint16), lengths)
+
+    @classmethod
+    def merge(cls, parts: Sequence[tuple[Postings, np.ndarray]]) -> Postings:
+        """The postings of several segments' kept rows, renumbered in order.
+
+        Each part pairs postings with a boolean mask of the rows to keep.
+        """
+        keys, rows, counts, lengths = [], [], [], []
+        offset = 0
+        for postings, keep in parts:
+            renumbered = np.cumsum(keep, dtype=np.int64) - 1 + offset
+            term_of = np.repeat(postings.terms, np.diff(postings.starts))
+            kept = keep[postings.rows]
+            keys.append(term_of[kept])
+            rows.append(renumbered[postings.rows[kept]].astype(np.int32))
+            counts.append(postings.counts[kept].astype(np.int32))
+            lengths.append(postings.lengths[keep])
+            offset += int(keep.sum())
+        return cls._from_triples(
+            np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64),
+            np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32),
+            np.concatenate(counts) if counts else np.zeros(0, dtype=np.int32),
+            np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32),
+        )
+
+    def save(self, folder: Path) -> None:
+        """Plain .npy files (no pickle) named ``postings-<part>.npy`` in ``folder``."""
+        for name in _FILES:
+            np.save(folder / f"postings-{name}.npy", getattr(self, name), allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        """Memory-mapped: opening costs nothing, a query reads only its terms' rows."""
+        try:
+            arrays = {
+                name: np.load(folder / f"postings-{name}.npy", mmap_mode="r", allow_pickle=False)
+                for name in _FILES
+            }
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(
+                f"cannot read the lexical index in {folder} ({exc})", "run `findling verify`"
+            ) from exc
+        return cls(**arrays)
+
+    @staticmethod
+    def files() -> list[str]:
+        return [f"postings-{name}.npy" for name in _FILES]
+
+    def find(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows holding the term with ``key`` and their counts (empty if none does)."""
+        at = int(np.searchsorted(self.terms, np.uint64(key)))
+        if at >= len(self.terms) or int(self.terms[at]) != key:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16)
+        begin, end = int(self.starts[at]), int(self.starts[at + 1])
+        return self.rows[begin:end], self.counts[begin:end]
 
 
 @dataclass(frozen=True)
 class LexicalScores:
-    """BM25 scores of every passage for one query (0 where no term matches).
+    """BM25 of a query over every segment: one score array per segment (0 where no term
+    matches), and the score of an average-length sentence holding every query term once,
+    counting terms the collection does not know at their highest weight."""
 
-    ``full`` is what a sentence of average length holding every query term once would score,
-    counting terms the index does not know at their highest weight.
-    """
+    scores: list[np.ndarray]
+    full: float
 
-    scores: np.ndarray
-    full: float = 0.0
-
-    def normalised(self) -> np.ndarray:
+    def normalised(self) -> list[np.ndarray]:
         """Scores as the share of the query they match, in [0, 1], in BM25's own order.
 
         Dividing by the query's full score rather than by its best hit keeps weak evidence weak:
@@ -95,83 +212,38 @@ class LexicalScores:
         question, and paragraph MRR@10 on XQuAD dev stays within 0.003, better at sentence level).
         A hit above the full score (repeated words, a short sentence) sets the scale instead.
         """
-        scale = max(self.full, float(self.scores.max(initial=0.0)))
-        return self.scores / scale if scale > 0 else self.scores
+        best = max((float(s.max(initial=0.0)) for s in self.scores), default=0.0)
+        scale = max(self.full, best)
+        return [s / scale for s in self.scores] if scale > 0 else self.scores
 
 
-class LexicalIndex:
-    """BM25 (Lucene variant, via bm25s) over analysed passages; ids are passage row numbers."""
-
-    PARAMS = "lexical.json"
-
-    def __init__(self, retriever: Any) -> None:
-        self._retriever = retriever  # None for an empty index: bm25s cannot index nothing
-
-    @classmethod
-    def build(cls, texts: Sequence[str], languages: Sequence[str]) -> LexicalIndex:
-        import bm25s
-
-        # bm25s sets its own logger to DEBUG on import, which floods stderr
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-
-        if not texts:
-            return cls(None)
-        retriever = bm25s.BM25()
-        corpus = [
-            analyze(t, lang) or ["\x00empty"] for t, lang in zip(texts, languages, strict=True)
-        ]
-        retriever.index(corpus, show_progress=False)
-        return cls(retriever)
-
-    def save(self, folder: Path) -> None:
-        """Write plain .npy and .json files (no pickle) into ``folder``."""
-        folder.mkdir(parents=True, exist_ok=True)
-        if self._retriever is not None:
-            self._retriever.save(str(folder), show_progress=False)
-        params = {"analyzer_version": ANALYZER_VERSION, "empty": self._retriever is None}
-        (folder / self.PARAMS).write_text(json.dumps(params), encoding="utf-8")
-
-    @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        import bm25s
-
-        try:
-            params = json.loads((folder / cls.PARAMS).read_text(encoding="utf-8"))
-            if params.get("empty"):
-                return cls(None)
-            retriever = bm25s.BM25.load(str(folder), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptError(
-                f"cannot read the lexical index in {folder} ({exc})",
-                "rebuild with `findling index`",
-            ) from exc
-        if params.get("analyzer_version") != ANALYZER_VERSION:
-            raise IndexCorruptError(
-                f"the lexical index in {folder} was analysed differently",
-                "rebuild with `findling index`",
-            )
-        return cls(retriever)
-
-    def scores(self, query: str, language: str) -> LexicalScores:
-        if self._retriever is None:
-            return LexicalScores(np.zeros(0, dtype=np.float32))
-        retriever = self._retriever
-        analysed = analyze(query, language)
-        terms = [t for t in analysed if t in retriever.vocab_dict]
-        if not terms:
-            return LexicalScores(np.zeros(retriever.scores["num_docs"], dtype=np.float32))
-        scores = np.asarray(retriever.get_scores(terms), dtype=np.float32)
-        return LexicalScores(scores, self._full_score(analysed))
-
-    def _full_score(self, terms: Sequence[str]) -> float:
-        """Lucene BM25 of an average-length sentence holding each of ``terms`` once."""
-        retriever = self._retriever
-        documents = int(retriever.scores["num_docs"])
-        starts = retriever.scores["indptr"]  # column j of the score matrix is term j's postings
-        total = 0.0
-        for term in terms:
-            column = retriever.vocab_dict.get(term)
-            frequency = 0 if column is None else int(starts[column + 1] - starts[column])
-            idf = math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
-            total += idf / (1 + retriever.k1)  # tf 1 at average length: tf / (tf + k1)
-        return total
+def bm25(
+    segments: Sequence[tuple[Postings, np.ndarray]], query_terms: Sequence[str]
+) -> LexicalScores:
+    """BM25 of the query's analysed terms over segments given as (postings, live rows mask),
+    with the statistics of the live rows of all of them. A term the query repeats counts as
+    often as it stands there."""
+    live_rows = sum(int(live.sum()) for _, live in segments)
+    scores = [np.zeros(len(live), dtype=np.float32) for _, live in segments]
+    if live_rows == 0:
+        return LexicalScores(scores, 0.0)
+    total_length = sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
+    average = total_length / live_rows
+    full = 0.0
+    for term, repeats in Counter(query_terms).items():
+        key = term_key(term)
+        found = []
+        for postings, live in segments:
+            rows, counts = postings.find(key)
+            kept = live[rows]
+            found.append((rows[kept], counts[kept]))
+        frequency = sum(len(rows) for rows, _ in found)
+        idf = math.log(1 + (live_rows - frequency + 0.5) / (frequency + 0.5))
+        full += repeats * idf / (1 + K1)  # tf 1 at average length: tf / (tf + K1)
+        if frequency == 0:
+            continue
+        for (postings, _), (rows, counts), row_scores in zip(segments, found, scores, strict=True):
+            tf = counts.astype(np.float32)
+            norm = K1 * (1 - B + B * postings.lengths[rows] / average)
+            row_scores[rows] += np.float32(repeats * idf) * tf / (tf + norm)
+    return LexicalScores(scores, full)

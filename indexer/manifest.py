@@ -1,99 +1,133 @@
-"""What an index is: format version, model, dimension, counts, sources and file checksums."""
+"""What a collection is at one generation: format, model, recipe, counts, and its segments.
+
+A generation manifest (``gen-<number>.json``) is small: it names the segments that make up the
+collection and, for each, the file listing its deleted documents. Everything heavy lives in
+the immutable segment folders (see segment.py).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import IndexCorruptError
-from indexer.fsutil import sha256_file
 from indexer.recipe import VectorRecipe
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 2
+REBUILD_HINT = "rebuild it with `findling index --rebuild` (from the original files)"
 
 
 @dataclass(frozen=True)
-class SourceEntry:
-    """One indexed file: its id in the index, where it was read from, and its content hash."""
+class SegmentEntry:
+    """One segment of a generation and which of its documents are deleted."""
 
-    id: str
-    path: str
-    sha256: str
-    language: str
-    passages: int
+    name: str
+    sentences: int
+    documents: int
+    vector_index: str
+    deleted: str | None = None  # file of the deleted document rows, None if none is
+    deleted_documents: int = 0
+    deleted_sentences: int = 0
+
+    @property
+    def live_sentences(self) -> int:
+        return self.sentences - self.deleted_sentences
+
+    @property
+    def live_documents(self) -> int:
+        return self.documents - self.deleted_documents
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """The self-description written beside every index generation."""
+    """The self-description of one generation of a collection."""
 
     model: str
     dimension: int
-    documents: int
-    passages: int
-    next_id: int  # the passage id the next added sentence gets; ids are never reused
+    generation: str  # gen-<number>, also the manifest's file name without .json
+    number: int
     created_at: str
-    generation: str
     splitter: str
     findling_version: str
+    next_id: int  # the sentence id the next added sentence gets; ids are never reused
+    next_segment: int
+    recipe: VectorRecipe = field(default_factory=VectorRecipe)
+    vectors: str = ""  # what a stored vector is, in words (VectorRecipe.describe)
+    segments: list[SegmentEntry] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
     metric: str = "inner_product"
     normaliser: str = "l2"
-    vectors: str = ""  # what a stored vector is, in words (VectorRecipe.describe)
-    recipe: VectorRecipe = field(default_factory=VectorRecipe)
-    vector_index: str = "flat"  # flat (exact) or hnsw<M> (approximate), see store.py
-    sources: list[SourceEntry] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+
+    @property
+    def documents(self) -> int:
+        """Live documents."""
+        return sum(s.live_documents for s in self.segments)
+
+    @property
+    def passages(self) -> int:
+        """Live sentences."""
+        return sum(s.live_sentences for s in self.segments)
+
+    @property
+    def vector_index(self) -> str:
+        """How the vectors are searched: the kinds of the segments, largest first."""
+        kinds = sorted({s.vector_index for s in self.segments}, reverse=True)
+        return " + ".join(kinds) or "flat"
+
+    def next(
+        self, number: int, created_at: str, segments: list[SegmentEntry], **changes: Any
+    ) -> Manifest:
+        """The manifest of the following generation."""
+        return replace(
+            self,
+            generation=generation_name(number),
+            number=number,
+            created_at=created_at,
+            segments=segments,
+            **changes,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.update(documents=self.documents, passages=self.passages)
+        data["vector_index"] = self.vector_index
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexCorruptError(
-                f"index format version {version!r} is not supported "
-                f"(this findling reads version {FORMAT_VERSION})",
-                "rebuild the index with `findling index`",
+                f"this collection has index format {version!r}; this findling reads format "
+                f"{FORMAT_VERSION} (segments)",
+                REBUILD_HINT,
             )
-        recipe = VectorRecipe.from_manifest(data)
-        fields = {k: v for k, v in data.items() if k not in ("context", "context_window")}
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         try:
-            sources = [SourceEntry(**s) for s in data.get("sources", [])]
-            return cls(**{**fields, "sources": sources, "recipe": recipe})
+            segments = [SegmentEntry(**s) for s in data.get("segments", [])]
+            return cls(
+                **{**fields, "segments": segments, "recipe": VectorRecipe.from_manifest(data)}
+            )
         except TypeError as exc:
             raise IndexCorruptError(
-                f"manifest has unexpected fields ({exc})", "rebuild with `findling index`"
+                f"manifest has unexpected fields ({exc})", REBUILD_HINT
             ) from exc
 
 
-def read_manifest(folder: Path) -> Manifest:
-    path = folder / MANIFEST_NAME
+def generation_name(number: int) -> str:
+    return f"gen-{number:012d}"
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read a generation manifest; FileNotFoundError if it is gone (a reader retries)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise IndexCorruptError(
-            f"{path} is missing", "rebuild the index with `findling index`"
-        ) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(
-            f"{path} is not valid JSON ({exc})", "rebuild the index with `findling index`"
-        ) from exc
+    except FileNotFoundError:
+        raise
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{path} is not valid JSON ({exc})", REBUILD_HINT) from exc
+    if not isinstance(data, dict):
+        raise IndexCorruptError(f"{path} is not a manifest", REBUILD_HINT)
     return Manifest.from_json(data)
-
-
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Check every file the manifest names against its recorded checksum."""
-    for name, expected in manifest.files.items():
-        path = folder / name
-        if not path.is_file():
-            raise IndexCorruptError(f"{path} is missing", "rebuild with `findling index`")
-        if sha256_file(path) != expected:
-            raise IndexCorruptError(
-                f"{path} is damaged (checksum differs from the manifest)",
-                "rebuild with `findling index`",
-            )

@@ -86,9 +86,9 @@ class IndexInfo(BaseModel):
     sources: list[str] = Field(description="Paths of the indexed documents.")
 
     @classmethod
-    def of(cls, collection: str, manifest: Manifest) -> IndexInfo:
+    def of(cls, collection: str, manifest: Manifest, sources: list[dict[str, str]]) -> IndexInfo:
         data: dict[str, Any] = {name: getattr(manifest, name, None) for name in cls.model_fields}
-        data.update(collection=collection, sources=[s.path for s in manifest.sources])
+        data.update(collection=collection, sources=[s["path"] for s in sources])
         return cls(**data)
 
 
@@ -141,8 +141,9 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
     def info(collection: CollectionName = None) -> IndexInfo:
         name = collection or settings.collection
         with tool_errors():
-            manifest = catalog.service(name).info()
-        return IndexInfo.of(name, manifest)
+            service = catalog.service(name)
+            manifest, sources = service.info(), service.sources()
+        return IndexInfo.of(name, manifest, sources)
 
     return server
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from indexer import defaults
-from indexer.defaults import Mode
+from indexer.defaults import Mode, Quantize
 from indexer.documents import DEFAULT_MAX_BYTES
+from indexer.merging import MergePolicy
 from indexer.ranking import Fusion
 from indexer.recipe import VectorRecipe
 
@@ -33,6 +34,14 @@ class SearchOptions:
     ann_threshold: int = defaults.ANN_THRESHOLD
     recipe: VectorRecipe = field(default_factory=VectorRecipe)
     batch_size: int = defaults.BATCH_SIZE
+    quantize: Quantize = defaults.QUANTIZE
+    segment_sentences: int = defaults.SEGMENT_SENTENCES
+    write_wait: float = defaults.WRITE_WAIT_SECONDS
+    # merges inside a write (bounded work) and at the end of an indexing run (unbounded)
+    write_merges: MergePolicy = field(
+        default_factory=lambda: MergePolicy(max_merged=defaults.WRITE_MERGE_LIMIT)
+    )
+    build_merges: MergePolicy = field(default_factory=MergePolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchOptions:
@@ -47,4 +56,6 @@ class SearchOptions:
             ann_threshold=settings.ann_threshold,
             recipe=VectorRecipe(settings.recipe, settings.recipe_window),
             batch_size=settings.batch_size,
+            quantize=settings.quantize,
+            write_wait=settings.write_wait,
         )

@@ -5,14 +5,13 @@ Pure functions over scores and passage metadata; the service feeds them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import get_args
 
 import numpy as np
 
 from indexer.defaults import CROSS_LANGUAGE_WEIGHT, LEXICAL_WEIGHT, Mode
-from indexer.documents import Sentence
 from indexer.recipe import VectorRecipe
 
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -51,9 +50,10 @@ SCORE_DESCRIPTION = score_description()
 
 @dataclass(frozen=True)
 class Scored:
-    """A candidate sentence with its final score and the two legs' contributions."""
+    """A candidate sentence (its address in a snapshot) with its final score and the two
+    legs' contributions."""
 
-    pid: int
+    address: int
     score: float
     dense: float | None
     lexical: float | None
@@ -67,7 +67,7 @@ def fuse(
     same_language: np.ndarray,
     fusion: Fusion,
 ) -> list[Scored]:
-    """Score ``candidates`` (passage ids) for ``mode``, best first.
+    """Score ``candidates`` (sentence addresses) for ``mode``, best first.
 
     ``dense`` and ``lexical`` hold each candidate's score in that leg (``lexical`` normalised
     to [0, 1]); ``same_language`` says whether the candidate is in the query's language.
@@ -86,7 +86,7 @@ def fuse(
     order = np.argsort(-total, kind="stable")
     return [
         Scored(
-            pid=int(candidates[i]),
+            address=int(candidates[i]),
             score=float(total[i]),
             dense=None if dense is None else float(dense[i]),
             lexical=None if lexical is None else float(lexical[i]),
@@ -96,13 +96,14 @@ def fuse(
     ]
 
 
-def collapse(ranked: Iterable[Scored], sentences: Mapping[int, Sentence], k: int) -> list[Scored]:
+def collapse(
+    ranked: Iterable[Scored], paragraph_of: Callable[[int], Hashable], k: int
+) -> list[Scored]:
     """Keep the best sentence of each paragraph until ``k`` paragraphs are found."""
-    seen: set[tuple[str, int]] = set()
+    seen: set[Hashable] = set()
     kept = []
     for hit in ranked:
-        sentence = sentences[hit.pid]
-        key = (sentence.doc_id, sentence.paragraph)
+        key = paragraph_of(hit.address)
         if key in seen:
             continue
         seen.add(key)

@@ -5,111 +5,63 @@ The CLI, the HTTP API and programs all call this; they only parse input and rend
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW, Mode
-from indexer.documents import (
-    Document,
-    Sentence,
-    Skipped,
-    detect_language,
-    neighbours,
-    read_documents,
-    split_document,
-)
+from indexer.defaults import Mode
+from indexer.documents import Document, Skipped, detect_language, read_documents, split_document
 from indexer.errors import (
     DocumentNotFoundError,
-    IndexCorruptError,
+    FindlingError,
     InvalidRequestError,
     ModelMismatchError,
     SourceNotFoundError,
 )
-from indexer.filters import allowed_ids
-from indexer.generations import CURRENT, commit_generation, current_generation, writer_lock
-from indexer.manifest import Manifest, read_manifest
+from indexer.generations import (
+    CURRENT,
+    commit,
+    current_manifest,
+    current_name,
+    prune,
+    writer_lock,
+)
+from indexer.lexical import Postings, analyze
+from indexer.manifest import Manifest
+from indexer.merging import OPTIMIZE, MergePolicy
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
 from indexer.ranking import MODES, Scored, collapse, fuse
 from indexer.recipe import Progress
-from indexer.snapshot import Snapshot, open_snapshot, write_snapshot
-from indexer.store import VectorStore
+from indexer.results import Answer, BuildSummary, Hit
+from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
+from indexer.writer import GenerationWriter, Layout
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 
-
-@dataclass(frozen=True)
-class Hit:
-    """One matching passage: its best sentence, with the paragraph around it as context."""
-
-    rank: int
-    score: float
-    text: str
-    context: str
-    context_start: int
-    context_end: int
-    source: str
-    document_id: str
-    paragraph: int
-    sentence: int
-    start: int
-    end: int
-    language: str
-    dense_score: float | None
-    lexical_score: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Answer", "BuildSummary", "Hit", "SearchService"]
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What a search found: the passages, best first, and how long the search took."""
+@dataclass
+class _Write:
+    """One queued upsert or delete, and what became of it."""
 
-    query: str
-    mode: Mode
-    results: list[Hit]
-    took_ms: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "mode": self.mode,
-            "results": [r.to_json() for r in self.results],
-            "took_ms": round(self.took_ms, 2),
-        }
-
-
-@dataclass(frozen=True)
-class BuildSummary:
-    """What an index run did. ``documents``/``passages`` count the whole index afterwards."""
-
-    index_dir: str
-    generation: str
-    model: str
-    documents: int
-    passages: int
-    added: int
-    updated: int
-    removed: int
-    unchanged: int
-    embedded: int
-    skipped: list[Skipped]
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    upsert: list[Document] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    summary: BuildSummary | None = None
+    error: FindlingError | None = None
+    done: bool = False
 
 
 class SearchService:
-    """Builds and searches the index in ``index_dir`` with one embedder."""
+    """Builds and searches the collection in ``index_dir`` with one embedder."""
 
     def __init__(
         self, index_dir: Path, embedder: Embedder, options: SearchOptions | None = None
@@ -117,10 +69,15 @@ class SearchService:
         self.index_dir = index_dir
         self.embedder = embedder
         self.options = options or SearchOptions()
-        self._loaded: Snapshot | None = None
-        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._segments = SegmentCache()
+        self._read_lock = threading.Lock()
+        # writes of this process queue here; one committer at a time takes all that wait
+        self._queue: list[_Write] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
 
-    # -- building -----------------------------------------------------------------------------
+    # -- writing ------------------------------------------------------------------------------
 
     def build(
         self,
@@ -130,11 +87,11 @@ class SearchService:
         prune: bool = True,
         rebuild: bool = False,
     ) -> BuildSummary:
-        """Bring the index up to date with the documents below ``paths`` in a new generation.
+        """Bring the collection up to date with the documents below ``paths``.
 
-        New files are added, changed files re-embedded, unchanged files copied without any
-        embedding work; with ``prune``, documents of files under ``paths`` that are gone are
-        removed. ``rebuild`` starts from nothing instead of the current generation.
+        New files are added, changed files re-embedded, unchanged files cost nothing; with
+        ``prune``, documents of files under ``paths`` that are gone are removed. ``rebuild``
+        starts from nothing.
         """
         read = read_documents(paths, self.options.max_file_bytes)
         if not read.documents and (rebuild or not self._has_index()):
@@ -144,53 +101,55 @@ class SearchService:
                 "point `findling index` at .txt, .md, .html, .pdf or .jsonl files",
             )
         protected = {s.id for s in read.skipped if s.id}
-        return self._update(
-            lambda old: plan_update(old, read.documents, protected, read.roots if prune else None),
-            read.skipped,
-            rebuild,
-            progress,
-        )
+        roots = read.roots if prune else None
+
+        def plan(base: Snapshot | None) -> Plan:
+            old = {} if base is None else {i: sha for i, _, sha in base.documents()}
+            return plan_update(old, read.documents, protected, roots)
+
+        return self._write(plan, read.skipped, rebuild=rebuild, progress=progress)
 
     def build_documents(
         self, documents: list[Document], progress: Progress | None = None
     ) -> BuildSummary:
-        """Index ready-made documents (e.g. an evaluation corpus) as a fresh generation."""
-        return self._update(lambda old: plan_update({}, documents, set(), None), [], True, progress)
+        """Index ready-made documents (e.g. an evaluation corpus) as a fresh collection."""
+        return self._write(
+            lambda base: plan_update({}, documents, set(), None),
+            [],
+            rebuild=True,
+            progress=progress,
+        )
 
     def remove(self, targets: Sequence[Path], pattern: str | None = None) -> BuildSummary:
         """Remove documents of the given files/folders or whose path matches a glob pattern."""
-        if not self._has_index():
-            current_generation(self.index_dir)  # raises the "no index" error
+        current_name(self.index_dir)  # raises the "no index" error
         resolved = [t.resolve().as_posix() for t in targets]
-        return self._update(
-            lambda old: plan_removal(old, lambda d: matches_source(d, resolved, pattern)),
-            [],
-            False,
-            None,
-        )
+
+        def plan(base: Snapshot | None) -> Plan:
+            documents = [] if base is None else [(i, p) for i, p, _ in base.documents()]
+            return plan_removal(documents, lambda i, p: matches_source(i, p, resolved, pattern))
+
+        return self._write(plan, [])
+
+    def optimize(self) -> BuildSummary:
+        """Merge every segment into one and drop deleted sentences for good."""
+        current_name(self.index_dir)
+        return self._write(lambda base: Plan(), [], policy=OPTIMIZE, force=True)
 
     def upsert(self, documents: Sequence[Document]) -> BuildSummary:
-        """Add documents, or replace those whose id is already in the index (by content hash)."""
+        """Add documents, or replace those whose id is already in the index (by content hash).
+
+        Writes that arrive together (threads of a server) are committed together.
+        """
         ids = [d.id for d in documents]
         if len(set(ids)) != len(ids):
             raise InvalidRequestError("document ids must be unique within one request")
-        return self._update(
-            lambda old: plan_update(old, list(documents), set(), None), [], False, None
-        )
+        return self._submit(_Write(upsert=list(documents)))
 
     def delete(self, doc_ids: Sequence[str]) -> BuildSummary:
         """Remove documents by id; :class:`DocumentNotFoundError` if none of them is indexed."""
-        wanted = set(doc_ids)
-        current_generation(self.index_dir)  # raises the "no index" error
-        summary = self._update(
-            lambda old: plan_removal(old, lambda d: d.id in wanted), [], False, None
-        )
-        if summary.removed == 0:
-            raise DocumentNotFoundError(
-                f"no document {sorted(wanted)[0]!r} in {self.index_dir}/",
-                "check the id (GET /info lists the sources)",
-            )
-        return summary
+        current_name(self.index_dir)  # raises the "no index" error
+        return self._submit(_Write(delete=list(doc_ids)))
 
     def embed(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
         """Embed texts as the index would: ``kind`` "passage" or "query" picks e5's prompt."""
@@ -201,63 +160,104 @@ class SearchService:
     def _has_index(self) -> bool:
         return (self.index_dir / CURRENT).exists()
 
-    def _update(
-        self,
-        plan_for: Callable[[dict[str, Document]], Plan],
-        skipped: Sequence[Skipped],
-        rebuild: bool,
-        progress: Progress | None,
-    ) -> BuildSummary:
-        started = time.perf_counter()
-        model = self.embedder.name
-        # the lock covers reading the base too: two writers must not build on the same base
-        with writer_lock(self.index_dir):
-            base = None if rebuild or not self._has_index() else self._base()
-            plan = plan_for(dict(base.documents) if base else {})
-            if base is not None and not (plan.added or plan.updated or plan.removed):
-                return self._unchanged(base, plan, skipped, started)
-            # an index keeps the recipe it was built with: one index, one kind of vector
-            recipe = self.options.recipe if base is None else base.recipe
-            documents, passages, store = self._assemble(base, plan, progress)
-            folder = commit_generation(
-                self.index_dir,
-                lambda tmp, name: write_snapshot(
-                    tmp, name, model, documents, passages, store, recipe
-                ),
-            )
-        return BuildSummary(
-            index_dir=str(self.index_dir),
-            generation=folder.name,
-            model=model,
-            documents=len(documents),
-            passages=len(passages),
-            added=plan.added,
-            updated=plan.updated,
-            removed=plan.removed,
-            unchanged=plan.unchanged,
-            embedded=sum(1 for pid, _ in passages if base is None or pid >= base.manifest.next_id),
-            skipped=list(skipped),
-            seconds=time.perf_counter() - started,
-        )
+    def _submit(self, write: _Write) -> BuildSummary:
+        with self._queue_lock:
+            self._queue.append(write)
+        with self._commit_lock:
+            if not write.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit_queued(batch)
+        if write.error is not None:
+            raise write.error
+        assert write.summary is not None
+        return write.summary
 
-    def _unchanged(
-        self, base: Snapshot, plan: Plan, skipped: Sequence[Skipped], started: float
+    def _commit_queued(self, batch: list[_Write]) -> None:
+        """Commit a batch of queued writes as one generation; each gets its own summary."""
+        try:
+            summary = self._write(
+                lambda base: _plan_batch(base, batch),
+                [],
+                wait=self.options.write_wait,
+                policy=self.options.write_merges,
+                most_merges=1,
+                locked=True,
+            )
+            for write in batch:
+                if write.error is None and write.plan is not None:
+                    write.summary = _own_summary(summary, write.plan)
+        except FindlingError as exc:
+            for write in batch:
+                write.error = write.error or exc
+        finally:
+            for write in batch:
+                write.done = True
+
+    def _write(
+        self,
+        plan_for: Callable[[Snapshot | None], Plan],
+        skipped: Sequence[Skipped],
+        *,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        wait: float = 0.0,
+        policy: MergePolicy | None = None,
+        most_merges: int | None = None,
+        force: bool = False,
+        locked: bool = False,
     ) -> BuildSummary:
-        # nothing to do: no new generation, so readers and disk see no churn
-        return BuildSummary(
-            index_dir=str(self.index_dir),
-            generation=base.generation,
-            model=base.manifest.model,
-            documents=base.manifest.documents,
-            passages=base.manifest.passages,
-            added=0,
-            updated=0,
-            removed=0,
-            unchanged=plan.unchanged,
-            embedded=0,
-            skipped=list(skipped),
-            seconds=time.perf_counter() - started,
-        )
+        """Plan, write and commit the next generation under the writer locks."""
+        started = time.perf_counter()
+        in_process = contextlib.nullcontext() if locked else self._commit_lock
+        with in_process, writer_lock(self.index_dir, wait):
+            prune(self.index_dir)  # what a crashed writer left goes first
+            base = None if rebuild or not self._has_index() else self._base()
+            plan = plan_for(base)
+            if base is not None and plan.empty and not force:
+                return _summary(self.index_dir, base.manifest, plan, skipped, 0, started)
+            writer = GenerationWriter(
+                self.index_dir,
+                base,
+                self.embedder.name,
+                self.options.recipe,
+                Layout(self.options.ann_threshold, self.options.quantize),
+                numbering=self._numbering() if base is None else None,
+            )
+            writer.delete(plan.remove)
+            embedded = self._add(writer, plan.embed, progress)
+            writer.merge(policy or self.options.build_merges, most_merges)
+            manifest = writer.finish()
+            commit(self.index_dir, manifest)
+        return _summary(self.index_dir, manifest, plan, skipped, embedded, started)
+
+    def _add(
+        self, writer: GenerationWriter, documents: list[Document], progress: Progress | None
+    ) -> int:
+        """Split, embed and write ``documents`` as new segments of at most
+        ``options.segment_sentences`` sentences each; returns the sentences embedded."""
+        embedded, batch, sentences = 0, [], []
+        for position, document in enumerate(documents):
+            batch.append(document)
+            sentences += split_document(document)
+            last = position == len(documents) - 1
+            if sentences and (last or len(sentences) >= self.options.segment_sentences):
+                texts = {d.id: d.text for d in batch}
+                vectors = writer.recipe.vectors(
+                    self.embedder, sentences, texts, self.options.batch_size, progress
+                )
+                postings = Postings.build([analyze(s.text, s.language) for s in sentences])
+                writer.add(batch, sentences, vectors, postings)
+                embedded += len(sentences)
+                batch, sentences = [], []
+        return embedded
+
+    def _numbering(self) -> Manifest | None:
+        """The live manifest of a collection being rebuilt (whatever its model), if readable."""
+        try:
+            return current_manifest(self.index_dir)
+        except FindlingError:
+            return None
 
     def _base(self) -> Snapshot:
         base = self._current()
@@ -265,69 +265,57 @@ class SearchService:
             raise ModelMismatchError.between(base.manifest.model, self.embedder.name)
         return base
 
-    def _assemble(
-        self, base: Snapshot | None, plan: Plan, progress: Progress | None
-    ) -> tuple[list[Document], list[tuple[int, Sentence]], VectorStore]:
-        """Documents, (id, sentence) pairs and vector store of the next generation, ids ascending.
-
-        Kept documents bring their sentences, ids and vectors along; ids are never reused, so a
-        removed sentence can never come back as a ghost under another sentence's id.
-        """
-        recipe = self.options.recipe if base is None else base.recipe
-        new_sentences = [s for doc in plan.embed for s in split_document(doc)]
-        first = 0 if base is None else base.manifest.next_id
-        new = [(first + i, s) for i, s in enumerate(new_sentences)]
-        new_ids = np.array([sid for sid, _ in new], dtype=np.int64)
-        texts = {d.id: d.text for d in plan.embed}
-        new_vectors = (
-            recipe.vectors(self.embedder, new_sentences, texts, self.options.batch_size, progress)
-            if new_sentences or base is None
-            else np.zeros((0, base.store.dimension), dtype=np.float32)  # no model needed
-        )
-        threshold = self.options.ann_threshold
-        if base is None:
-            return list(plan.embed), new, VectorStore.build(new_vectors, new_ids, threshold)
-        keep = set(plan.keep)
-        kept = sorted(
-            ((sid, s) for sid, s in base.sentences.items() if s.doc_id in keep),
-            key=lambda item: item[0],
-        )
-        documents = [base.documents[d] for d in plan.keep] + plan.embed
-        kind = VectorStore.kind_for(len(kept) + len(new), threshold)
-        if len(kept) == len(base.sentences) and base.store.kind == kind:
-            # nothing removed: add to a copy of the current store instead of rebuilding it
-            return documents, kept + new, base.store.extended(new_vectors, new_ids)
-        kept_ids = np.array([sid for sid, _ in kept], dtype=np.int64)
-        vectors = np.concatenate([base.store.vectors(kept_ids), new_vectors])
-        ids = np.concatenate([kept_ids, new_ids])
-        return documents, kept + new, VectorStore.build(vectors, ids, threshold)
-
     # -- reading ------------------------------------------------------------------------------
 
     def info(self) -> Manifest:
         """The live generation's manifest (no model is loaded)."""
-        return read_manifest(current_generation(self.index_dir))
+        return self._current().manifest
+
+    def sources(self, limit: int = 1000) -> list[dict[str, str]]:
+        """The first ``limit`` live documents: id and path."""
+        found: list[dict[str, str]] = []
+        for doc_id, path, _ in self._current().documents():
+            if len(found) == limit:
+                break
+            found.append({"id": doc_id, "path": path})
+        return found
+
+    def verify(self) -> list[str]:
+        """Re-read every file of the live generation against the checksum recorded when it was
+        written; the problems found (none: the collection is intact). Opening a collection
+        checks structure only, so this is where silent damage shows."""
+        problems = []
+        for part in self._current().parts:
+            entry, segment = part.entry, part.segment
+            problems += segment.verify()
+            if (segment.info.sentences, segment.info.documents) != (
+                entry.sentences,
+                entry.documents,
+            ):
+                problems.append(f"{segment.folder} does not hold what the manifest says")
+            if int(part.deleted.sum()) != entry.deleted_documents:
+                problems.append(
+                    f"{self.index_dir / str(entry.deleted)} does not match the manifest"
+                )
+        return problems
 
     def load(self) -> None:
-        """Load the index and the model now, so the first search is fast."""
+        """Open the index and load the model now, so the first search is fast."""
         self._current()
         self.embedder.load()
 
     def _current(self) -> Snapshot:
         # another process may have committed a newer generation: pick it up, no restart
-        while True:
-            folder = current_generation(self.index_dir)
-            with self._lock:
-                if self._loaded is not None and self._loaded.generation == folder.name:
-                    return self._loaded
-                try:
-                    self._loaded = open_snapshot(folder)
-                    return self._loaded
-                except IndexCorruptError:
-                    # a writer may have committed twice and pruned this generation after we
-                    # read CURRENT; only a generation that is still current is really damaged
-                    if current_generation(self.index_dir) == folder:
-                        raise
+        name = current_name(self.index_dir)
+        with self._read_lock:
+            if self._snapshot is None or self._snapshot.generation != name:
+                previous = self._snapshot
+                self._snapshot = Snapshot.open(self.index_dir, self._segments)
+                keep = self._snapshot.segment_names | (
+                    previous.segment_names if previous else set()
+                )
+                self._segments.keep_only(keep)
+            return self._snapshot
 
     def search(
         self,
@@ -339,66 +327,57 @@ class SearchService:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
         ``filters`` keep only sentences whose document matches every ``key: value`` (see
-        :func:`indexer.filters.matcher`). ``took_ms`` excludes loading model and index.
+        :mod:`indexer.filters`). ``took_ms`` excludes loading model and index.
         """
         query = self._check_query(query)
         k = self._check_k(k)
         chosen = self._check_mode(mode)
-        loaded = self._ready()
+        snapshot = self._ready()
         started = time.perf_counter()
-        allowed = allowed_ids(loaded, filters) if filters else None
-        ranked = self._rank(loaded, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
-        results = [
-            _hit(loaded, scored, rank)
-            for rank, scored in enumerate(collapse(ranked, loaded.sentences, k), start=1)
-        ]
+        allowed = snapshot.allowed(filters) if filters else None
+        ranked = self._rank(snapshot, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
+        best = collapse(ranked, snapshot.paragraph_key, k)
+        results = [snapshot.hit(s.address, rank, s) for rank, s in enumerate(best, start=1)]
         return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
 
-    def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[Sentence, float]]:
+    def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[SentenceRef, float]]:
         """Sentences ranked for ``query`` without collapsing (for evaluation)."""
-        loaded = self._ready()
-        ranked = self._rank(loaded, query.strip(), mode, depth, None)[:depth]
-        return [(loaded.sentences[scored.pid], scored.score) for scored in ranked]
+        snapshot = self._ready()
+        ranked = self._rank(snapshot, query.strip(), mode, depth, None)[:depth]
+        refs = snapshot.sentence_refs(np.array([s.address for s in ranked], dtype=np.int64))
+        return [(ref, s.score) for ref, s in zip(refs, ranked, strict=True)]
 
     def _ready(self) -> Snapshot:
-        loaded = self._current()
-        if loaded.manifest.model != self.embedder.name:
-            raise ModelMismatchError.between(loaded.manifest.model, self.embedder.name)
+        snapshot = self._current()
+        if snapshot.manifest.model != self.embedder.name:
+            raise ModelMismatchError.between(snapshot.manifest.model, self.embedder.name)
         self.embedder.load()
-        return loaded
+        return snapshot
 
     def _rank(
         self,
-        loaded: Snapshot,
+        snapshot: Snapshot,
         query: str,
         mode: Mode,
         depth: int,
-        allowed: np.ndarray | None,
+        allowed: Sequence[np.ndarray] | None,
     ) -> list[Scored]:
-        ids: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
-        dense_scores = lexical_rows = None
+        found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+        dense = lexical = None
         if mode in ("dense", "hybrid"):
             query_vector = self.embedder.embed_query(query)
-            ids.append(loaded.store.search(query_vector, depth, allowed).ids)
+            found.append(snapshot.dense(query_vector, depth, allowed))
         language = detect_language(query)
         if mode in ("bm25", "hybrid"):
-            lexical_rows = loaded.lexical.scores(query, language).normalised()
-            if allowed is not None:
-                lexical_rows = np.where(np.isin(loaded.ids, allowed), lexical_rows, 0.0)
-            # only sentences sharing a term can rank; sorting just those keeps a query on a
-            # million-sentence index from sorting a million scores
-            matched = np.flatnonzero(lexical_rows > 0)
-            top = matched[np.argsort(-lexical_rows[matched], kind="stable")[:depth]]
-            ids.append(loaded.ids[top])
-        candidates = np.unique(np.concatenate(ids)).astype(np.int64)
+            normalised = snapshot.lexical(analyze(query, language)).normalised()
+            found.append(snapshot.lexical_top(normalised, depth, allowed))
+        candidates = np.unique(np.concatenate(found))
         if mode in ("dense", "hybrid"):
-            dense_scores = loaded.store.vectors(candidates) @ query_vector
-        # sentence ids ascend in file order, which is the lexical index's row order
-        lexical = None
-        if lexical_rows is not None:
-            lexical = lexical_rows[np.searchsorted(loaded.ids, candidates)]
-        same = np.array([loaded.sentences[int(i)].language == language for i in candidates])
-        return fuse(mode, candidates, dense_scores, lexical, same.astype(bool), self.options.fusion)
+            dense = snapshot.vectors(candidates) @ query_vector
+        if mode in ("bm25", "hybrid"):
+            lexical = snapshot.gather(normalised, candidates)
+        same = np.array([lang == language for lang in snapshot.languages(candidates)], dtype=bool)
+        return fuse(mode, candidates, dense, lexical, same, self.options.fusion)
 
     def _check_query(self, query: str) -> str:
         query = query.strip()
@@ -434,33 +413,87 @@ class SearchService:
         )
 
 
-def _hit(loaded: Snapshot, scored: Scored, rank: int) -> Hit:
-    sentence = loaded.sentences[scored.pid]
-    document = loaded.documents[sentence.doc_id]
-    snippet_start, snippet_end = _snippet_span(loaded.sentences, scored.pid)
-    return Hit(
-        rank=rank,
-        score=round(scored.score, 6),
-        text=sentence.text,
-        context=document.text[snippet_start:snippet_end],
-        context_start=sentence.start - snippet_start,
-        context_end=sentence.end - snippet_start,
-        source=document.path,
-        document_id=sentence.doc_id,
-        paragraph=sentence.paragraph,
-        sentence=sentence.sentence,
-        start=sentence.start,
-        end=sentence.end,
-        language=sentence.language,
-        dense_score=None if scored.dense is None else round(scored.dense, 6),
-        lexical_score=None if scored.lexical is None else round(scored.lexical, 6),
+def _plan_batch(base: Snapshot | None, batch: list[_Write]) -> Plan:
+    """One plan for queued writes, applied in order (a later write of the same id wins); each
+    write keeps its own counts in ``write.plan``, or its own error."""
+    wanted = {d.id for w in batch for d in w.upsert} | {i for w in batch for i in w.delete}
+    present = (
+        {} if base is None else {i: at.sha256 for i, at in base.locate(sorted(wanted)).items()}
+    )
+    state: dict[str, Document | None] = {}  # what the batch makes of an id: new, or deleted
+
+    def current_hash(doc_id: str) -> str | None:
+        if doc_id in state:
+            document = state[doc_id]
+            return None if document is None else document.sha256
+        return present.get(doc_id)
+
+    for write in batch:
+        if write.delete:
+            gone = [i for i in dict.fromkeys(write.delete) if current_hash(i) is not None]
+            if not gone:
+                write.error = DocumentNotFoundError(
+                    f"no document {sorted(write.delete)[0]!r} in the collection",
+                    "check the id (GET /info lists the sources)",
+                )
+                continue
+            state.update(dict.fromkeys(gone))
+            write.plan = Plan(removed=len(gone))
+            continue
+        changed = [d for d in write.upsert if current_hash(d.id) != d.sha256]
+        added = sum(1 for d in changed if current_hash(d.id) is None)
+        state.update((d.id, d) for d in changed)
+        write.plan = Plan(
+            embed=changed,
+            added=added,
+            updated=len(changed) - added,
+            unchanged=len(write.upsert) - len(changed),
+        )
+    # compared with the base, not step by step: a document deleted and put back unchanged is
+    # neither embedded nor removed
+    final = {i: d for i, d in state.items() if (d and d.sha256) != present.get(i)}
+    embed = [d for d in final.values() if d is not None]
+    return Plan(embed=embed, remove={i for i in final if i in present})
+
+
+def _own_summary(shared: BuildSummary, plan: Plan) -> BuildSummary:
+    """The batch's summary, with one write's own counts."""
+    embedded = sum(len(split_document(d)) for d in plan.embed) if plan.embed else 0
+    return BuildSummary(
+        index_dir=shared.index_dir,
+        generation=shared.generation,
+        model=shared.model,
+        documents=shared.documents,
+        passages=shared.passages,
+        added=plan.added,
+        updated=plan.updated,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        embedded=embedded,
+        skipped=[],
+        seconds=shared.seconds,
     )
 
 
-def _snippet_span(sentences: Mapping[int, Sentence], sid: int) -> tuple[int, int]:
-    """The paragraph around a sentence, or a window of its neighbours if the paragraph is long."""
-    hit = sentences[sid]
-    if hit.paragraph_end - hit.paragraph_start <= SNIPPET_MAX_CHARS:
-        return hit.paragraph_start, hit.paragraph_end
-    first, last = neighbours(sentences, sid, SNIPPET_WINDOW)
-    return sentences[first].start, sentences[last].end
+def _summary(
+    index_dir: Path,
+    manifest: Manifest,
+    plan: Plan,
+    skipped: Sequence[Skipped],
+    embedded: int,
+    started: float,
+) -> BuildSummary:
+    return BuildSummary(
+        index_dir=str(index_dir),
+        generation=manifest.generation,
+        model=manifest.model,
+        documents=manifest.documents,
+        passages=manifest.passages,
+        added=plan.added,
+        updated=plan.updated,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        embedded=embedded,
+        skipped=list(skipped),
+        seconds=time.perf_counter() - started,
+    )

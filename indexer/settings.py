@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer import defaults
-from indexer.defaults import Mode, RecipeKind
+from indexer.defaults import Mode, Quantize, RecipeKind
 
 
 def _default_model_cache() -> Path:
@@ -81,6 +81,21 @@ class Settings(BaseSettings):
         le=5,
         validation_alias=AliasChoices("FINDLING_RECIPE_WINDOW", "FINDLING_CONTEXT_WINDOW"),
         description="Neighbouring sentences each side when FINDLING_RECIPE is window.",
+    )
+    quantize: Quantize = Field(
+        default=defaults.QUANTIZE,
+        description=(
+            "sq8: segments searched through a graph hold 8-bit codes instead of fp32 vectors "
+            "(a quarter of the memory; the best candidates are re-scored exactly); none: fp32."
+        ),
+    )
+    write_wait: float = Field(
+        default=defaults.WRITE_WAIT_SECONDS,
+        ge=0,
+        description=(
+            "Seconds an HTTP or library write waits for another process that is writing the "
+            "same collection before it fails (409 over HTTP)."
+        ),
     )
     ann_threshold: int = Field(
         default=defaults.ANN_THRESHOLD,

@@ -1,165 +1,300 @@
-"""A snapshot: the files of one index generation, written, and opened back verified.
+"""A snapshot: one generation of a collection, opened for searching.
 
-A generation folder holds ``manifest.json`` (written last), ``vectors.faiss`` (FAISS's own
-format), ``passages.jsonl`` (one sentence per line; a passage's FAISS id is its line number),
-``documents.jsonl`` (id, path, hash, language and full text of each source) and ``bm25/``
-(the lexical index as plain .npy/.json files). No pickle anywhere.
+It is the generation's segments, each with the mask of its live sentences (deleted documents
+left out). Segments are shared between snapshots (a new generation opens only its new segments
+and deletion files), so picking up a commit costs what the commit changed.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from indexer.documents import Document, Sentence
+from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW
 from indexer.errors import IndexCorruptError
-from indexer.fsutil import sha256_file
-from indexer.lexical import LexicalIndex
-from indexer.manifest import MANIFEST_NAME, Manifest, SourceEntry, read_manifest, verify_files
+from indexer.filters import segment_filter
+from indexer.generations import current_manifest
+from indexer.lexical import LexicalScores, bm25
+from indexer.manifest import Manifest, SegmentEntry
+from indexer.ranking import Scored
 from indexer.recipe import VectorRecipe
-from indexer.store import VectorStore
-from indexer.versions import findling_version, package_version
+from indexer.results import Hit
+from indexer.segment import Segment
 
-VECTORS = "vectors.faiss"
-PASSAGES = "passages.jsonl"
-DOCUMENTS = "documents.jsonl"
-LEXICAL = "bm25"
+# a candidate sentence is addressed as part << ROW_BITS | row (part: the segment's position)
+ROW_BITS = 40
 
 
 @dataclass(frozen=True)
+class Part:
+    """A segment as one generation sees it."""
+
+    segment: Segment
+    entry: SegmentEntry
+    deleted: np.ndarray  # per document row: deleted in this generation
+    live: np.ndarray  # per sentence row: its document is live
+
+
+@dataclass(frozen=True)
+class SentenceRef:
+    """Where a ranked sentence stands (for evaluation): its document, paragraph, sentence."""
+
+    doc_id: str
+    paragraph: int
+    sentence: int
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a live document is (its part, the position in the snapshot, and row there), and
+    its content hash."""
+
+    part: int
+    row: int
+    sha256: str
+
+
+class SegmentCache:
+    """Open segments by name, shared by the snapshots of one collection."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Segment] = {}
+        self._lock = threading.Lock()
+
+    def get(self, index_dir: Path, name: str) -> Segment:
+        with self._lock:
+            if name not in self._open:
+                self._open[name] = Segment(index_dir / name)
+            return self._open[name]
+
+    def keep_only(self, names: set[str]) -> None:
+        """Forget segments no generation in use needs (merged away)."""
+        with self._lock:
+            for name in [n for n in self._open if n not in names]:
+                self._open.pop(name).close()
+
+
 class Snapshot:
-    """Everything a search needs from one generation, in memory.
+    """Everything a search reads from one generation."""
 
-    ``sentences`` maps each sentence id (its FAISS id, stable across generations) to the sentence;
-    ``ids`` lists the ids in file order, which is the lexical index's row order.
-    """
+    def __init__(self, manifest: Manifest, parts: list[Part]) -> None:
+        self.manifest = manifest
+        self.parts = parts
 
-    generation: str
-    manifest: Manifest
-    store: VectorStore
-    lexical: LexicalIndex
-    sentences: dict[int, Sentence]
-    ids: np.ndarray
-    documents: dict[str, Document]
+    @classmethod
+    def open(
+        cls, index_dir: Path, cache: SegmentCache, manifest: Manifest | None = None
+    ) -> Snapshot:
+        """Open the current generation (or ``manifest``'s), reusing open segments."""
+        for _ in range(20):
+            manifest = manifest or current_manifest(index_dir)
+            try:
+                parts = [_part(index_dir, cache, entry) for entry in manifest.segments]
+            except FileNotFoundError:
+                # pruned after we read CURRENT: two commits happened meanwhile; read it again
+                manifest = None
+                continue
+            return cls(manifest, parts)
+        raise IndexCorruptError(f"{index_dir}/ keeps changing; could not open it", "try again")
+
+    @property
+    def generation(self) -> str:
+        return self.manifest.generation
 
     @property
     def recipe(self) -> VectorRecipe:
         """What the stored vectors are; an index keeps the recipe it was built with."""
         return self.manifest.recipe
 
+    @property
+    def segment_names(self) -> set[str]:
+        return {p.segment.name for p in self.parts}
 
-def write_snapshot(
-    folder: Path,
-    generation: str,
-    model: str,
-    documents: list[Document],
-    passages: list[tuple[int, Sentence]],
-    store: VectorStore,
-    recipe: VectorRecipe,
-) -> None:
-    """Write a complete generation into ``folder``; the manifest goes last.
+    # -- the legs of a search ------------------------------------------------------------------
 
-    ``passages`` pairs each sentence with its id; ``store`` holds one vector per sentence id.
-    """
-    ids = np.array([pid for pid, _ in passages], dtype=np.int64)
-    store.save(folder / VECTORS)
-    LexicalIndex.build([p.text for _, p in passages], [p.language for _, p in passages]).save(
-        folder / LEXICAL
-    )
-    _write_jsonl(folder / PASSAGES, (_passage_row(pid, p) for pid, p in passages))
-    _write_jsonl(folder / DOCUMENTS, (_document_row(d) for d in documents))
-    counts: dict[str, int] = {}
-    for _, p in passages:
-        counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
-    manifest = Manifest(
-        model=model,
-        dimension=store.dimension,
-        documents=len(documents),
-        passages=len(passages),
-        next_id=int(ids.max()) + 1 if len(ids) else 0,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        generation=generation,
-        splitter=f"pysbd=={package_version('pysbd')}",
-        findling_version=findling_version(),
-        vectors=recipe.describe(),
-        recipe=recipe,
-        vector_index=store.kind,
-        sources=[
-            SourceEntry(d.id, d.path, d.sha256, d.language, counts.get(d.id, 0)) for d in documents
-        ],
-        files={
-            path.relative_to(folder).as_posix(): sha256_file(path)
-            for path in sorted(folder.rglob("*"))
-            if path.is_file()
-        },
-    )
-    (folder / MANIFEST_NAME).write_text(
-        json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    def dense(
+        self, query: np.ndarray, depth: int, allowed: Sequence[np.ndarray] | None
+    ) -> np.ndarray:
+        """Addresses of the ``depth`` sentences nearest to ``query`` among live (and allowed)
+        ones, best first."""
+        addresses, scores = [], []
+        for i, part in enumerate(self.parts):
+            mask: np.ndarray | None = part.live if allowed is None else allowed[i]
+            if part.entry.deleted is None and allowed is None:
+                mask = None  # nothing to skip: the store searches everything
+            hits = part.segment.store.search(query, depth, mask)
+            addresses.append((i << ROW_BITS) | hits.rows)
+            scores.append(hits.scores)
+        return _best(addresses, scores, depth)
 
+    def lexical(self, terms: Sequence[str]) -> LexicalScores:
+        """BM25 of the analysed query terms over every live sentence (see lexical.bm25)."""
+        return bm25([(p.segment.postings, p.live) for p in self.parts], terms)
 
-def open_snapshot(folder: Path) -> Snapshot:
-    """Read and verify a generation written by :func:`write_snapshot`."""
-    manifest = read_manifest(folder)
-    verify_files(folder, manifest)
-    store = VectorStore.load(folder / VECTORS)
-    documents = {row["id"]: _document_from_row(row) for row in _read_jsonl(folder / DOCUMENTS)}
-    texts = {doc_id: document.text for doc_id, document in documents.items()}
-    rows = [_passage_from_row(row, texts) for row in _read_jsonl(folder / PASSAGES)]
-    passages = dict(rows)
-    if len(store) != len(passages) or store.dimension != manifest.dimension:
-        raise IndexCorruptError(
-            f"{folder} is inconsistent: {len(store)} vectors of dimension {store.dimension}, "
-            f"{len(passages)} passages, manifest dimension {manifest.dimension}",
-            "rebuild with `findling index`",
+    def lexical_top(
+        self, normalised: Sequence[np.ndarray], depth: int, allowed: Sequence[np.ndarray] | None
+    ) -> np.ndarray:
+        """Addresses of the ``depth`` best lexical scores (above 0), best first."""
+        addresses, scores = [], []
+        for i, part_scores in enumerate(normalised):
+            # only sentences sharing a term can rank; sorting just those keeps a query on a
+            # million-sentence index from sorting a million scores
+            matched = np.flatnonzero(part_scores > 0)
+            if allowed is not None:
+                matched = matched[allowed[i][matched]]
+            addresses.append((i << ROW_BITS) | matched)
+            scores.append(part_scores[matched])
+        return _best(addresses, scores, depth)
+
+    def vectors(self, addresses: np.ndarray) -> np.ndarray:
+        """The stored vectors of sentence addresses, in order."""
+        parts, rows = split_addresses(addresses)
+        out = np.empty((len(addresses), self.manifest.dimension), dtype=np.float32)
+        for i in np.unique(parts):
+            here = parts == i
+            out[here] = self.parts[int(i)].segment.store.vectors(rows[here])
+        return out
+
+    def gather(self, per_part: Sequence[np.ndarray], addresses: np.ndarray) -> np.ndarray:
+        """Values of a per-row array of each part at the given addresses."""
+        parts, rows = split_addresses(addresses)
+        out = np.empty(len(addresses), dtype=np.float32)
+        for i in np.unique(parts):
+            here = parts == i
+            out[here] = per_part[int(i)][rows[here]]
+        return out
+
+    def languages(self, addresses: np.ndarray) -> list[str]:
+        parts, rows = split_addresses(addresses)
+        return [
+            self.parts[int(p)].segment.info.languages[int(c)]
+            for p, c in zip(parts, self._column("language", parts, rows), strict=True)
+        ]
+
+    def paragraph_key(self, address: int) -> tuple[int, int, int]:
+        """(part, document row, paragraph): one per paragraph of a live document."""
+        part, row = address >> ROW_BITS, address & ((1 << ROW_BITS) - 1)
+        sentence = self.parts[part].segment.sentences[row]
+        return part, int(sentence["doc"]), int(sentence["paragraph"])
+
+    def _column(self, name: str, parts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.empty(len(rows), dtype=np.int64)
+        for i in np.unique(parts):
+            here = parts == i
+            out[here] = self.parts[int(i)].segment.sentences[name][rows[here]]
+        return out
+
+    # -- filters -------------------------------------------------------------------------------
+
+    def allowed(self, filters: Mapping[str, str]) -> list[np.ndarray]:
+        """Per part, the live sentences that pass every ``key: value`` filter (see filters.py)."""
+        return [part.live & segment_filter(part.segment, filters) for part in self.parts]
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def locate(self, ids: Sequence[str]) -> dict[str, Located]:
+        """Where each live document among ``ids`` is (ids not in the collection are absent)."""
+        found: dict[str, Located] = {}
+        for i, part in enumerate(self.parts):
+            for doc_id, row, sha256 in part.segment.find_documents(ids):
+                if not part.deleted[row]:
+                    found[doc_id] = Located(i, row, sha256)
+        return found
+
+    def documents(self) -> Iterator[tuple[str, str, str]]:
+        """(id, path, sha256) of every live document."""
+        for part in self.parts:
+            for row, doc_id, path, sha256 in part.segment.catalogue():
+                if not part.deleted[row]:
+                    yield doc_id, path, sha256
+
+    def hit(self, address: int, rank: int, scored: Scored) -> Hit:
+        """A result as people and programs see it: the sentence, the text around it, where
+        it stands, and its scores (text is read now, for this hit only)."""
+        part, row = int(address >> ROW_BITS), int(address & ((1 << ROW_BITS) - 1))
+        segment = self.parts[part].segment
+        sentences = segment.sentences
+        s = sentences[row]
+        start, end = int(s["start"]), int(s["end"])
+        snippet_start, snippet_end = int(s["paragraph_start"]), int(s["paragraph_end"])
+        if snippet_end - snippet_start > SNIPPET_MAX_CHARS:
+            # a long paragraph: a window of sentences; a document's sentences are adjacent rows
+            first, last = row, row
+            while row - first < SNIPPET_WINDOW and _same_paragraph(sentences, first - 1, row):
+                first -= 1
+            while last - row < SNIPPET_WINDOW and _same_paragraph(sentences, last + 1, row):
+                last += 1
+            snippet_start, snippet_end = int(sentences[first]["start"]), int(sentences[last]["end"])
+        doc_id, path, context = segment.document_text(int(s["doc"]), snippet_start, snippet_end)
+        return Hit(
+            rank=rank,
+            score=round(scored.score, 6),
+            text=context[start - snippet_start : end - snippet_start],
+            context=context,
+            context_start=start - snippet_start,
+            context_end=end - snippet_start,
+            source=path,
+            document_id=doc_id,
+            paragraph=int(s["paragraph"]),
+            sentence=int(s["sentence"]),
+            start=start,
+            end=end,
+            language=segment.info.languages[int(s["language"])],
+            dense_score=None if scored.dense is None else round(scored.dense, 6),
+            lexical_score=None if scored.lexical is None else round(scored.lexical, 6),
         )
-    lexical = LexicalIndex.load(folder / LEXICAL)
-    ids = np.array([pid for pid, _ in rows], dtype=np.int64)
-    return Snapshot(folder.name, manifest, store, lexical, passages, ids, documents)
+
+    def sentence_refs(self, addresses: np.ndarray) -> list[SentenceRef]:
+        """Document id, paragraph and sentence of each address (batched per segment)."""
+        refs: list[SentenceRef | None] = [None] * len(addresses)
+        parts, rows = split_addresses(addresses)
+        for i in np.unique(parts):
+            at = np.flatnonzero(parts == i)
+            segment = self.parts[int(i)].segment
+            sentences = segment.sentences[rows[at]]
+            ids = segment.document_ids(sorted({int(d) for d in sentences["doc"]}))
+            for j, s in zip(at, sentences, strict=True):
+                refs[j] = SentenceRef(ids[int(s["doc"])], int(s["paragraph"]), int(s["sentence"]))
+        return [r for r in refs if r is not None]
 
 
-def _passage_row(pid: int, p: Sentence) -> dict[str, Any]:
-    row = {"id": pid, **asdict(p)}
-    del row["text"]  # the document text holds it; offsets recover it exactly
-    return row
+def split_addresses(addresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    addresses = np.asarray(addresses, dtype=np.int64)
+    return addresses >> ROW_BITS, addresses & ((1 << ROW_BITS) - 1)
 
 
-def _passage_from_row(row: dict[str, Any], texts: dict[str, str]) -> tuple[int, Sentence]:
-    try:
-        fields = {k: v for k, v in row.items() if k != "id"}
-        text = texts[row["doc_id"]][row["start"] : row["end"]]
-        return int(row["id"]), Sentence(**fields, text=text)
-    except (KeyError, TypeError) as exc:
-        raise IndexCorruptError(
-            f"a passage row does not fit the index ({exc})", "rebuild with `findling index`"
-        ) from exc
+def _same_paragraph(sentences: np.ndarray, row: int, of: int) -> bool:
+    if not 0 <= row < len(sentences):
+        return False
+    a, b = sentences[row], sentences[of]
+    return bool(a["doc"] == b["doc"] and a["paragraph"] == b["paragraph"])
 
 
-def _document_row(d: Document) -> dict[str, Any]:
-    return asdict(d)
+def _best(addresses: list[np.ndarray], scores: list[np.ndarray], depth: int) -> np.ndarray:
+    if not addresses:
+        return np.zeros(0, dtype=np.int64)
+    merged = np.concatenate(addresses).astype(np.int64)
+    values = np.concatenate(scores)
+    order = np.lexsort((merged, -values))[:depth]  # ties: address order, reproducibly
+    return merged[order]
 
 
-def _document_from_row(row: dict[str, Any]) -> Document:
-    try:
-        return Document(**row)
-    except TypeError as exc:
-        raise IndexCorruptError(
-            f"a document row does not fit the index ({exc})", "rebuild with `findling index`"
-        ) from exc
-
-
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def _part(index_dir: Path, cache: SegmentCache, entry: SegmentEntry) -> Part:
+    segment = cache.get(index_dir, entry.name)
+    deleted = np.zeros(segment.info.documents, dtype=bool)
+    if entry.deleted:
+        try:
+            rows = np.load(index_dir / entry.deleted, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(
+                f"cannot read {index_dir / entry.deleted} ({exc})", "run `findling verify`"
+            ) from exc
+        deleted[rows] = True
+    live = ~deleted[segment.sentences["doc"]] if entry.deleted else np.ones(len(segment), bool)
+    return Part(segment, entry, deleted, live)

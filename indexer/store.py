@@ -1,14 +1,21 @@
-"""The FAISS store: vectors and integer ids only, never text, never a model."""
+"""The vector store of one segment: vectors and row numbers only, never text, never a model.
+
+Small segments are searched exactly over a memory-mapped ``vectors.npy``. A segment with at
+least ``ann_threshold`` vectors also gets an HNSW graph (FAISS), opened memory-mapped so that
+opening costs nothing and the vectors are held once: the graph's own storage is the vectors.
+With ``quantize="sq8"`` the graph holds 8-bit codes (a quarter of the memory) and the best
+candidates are re-scored exactly from the fp32 vectors on disk.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from indexer.defaults import Quantize
 from indexer.errors import IndexCorruptError, InvalidRequestError
 
 # the graph's parameters, measured with `python -m bench.ann` (see defaults.py for when)
@@ -18,149 +25,143 @@ HNSW_EF_SEARCH = 128
 # a filter this selective is answered exactly from the allowed vectors: cheap, and a graph
 # search that must skip most nodes loses recall
 EXACT_FILTER_LIMIT = 20_000
+# sq8: how many graph candidates per wanted hit are re-scored exactly
+SQ8_RESCORE_FACTOR = 4
+
+VECTORS = "vectors.npy"
+GRAPH = "graph.faiss"
 
 
 @dataclass(frozen=True)
 class Hits:
-    """Search results for one query, best first: parallel arrays of ids and scores."""
+    """Search results for one query, best first: parallel arrays of rows and scores."""
 
-    ids: np.ndarray
+    rows: np.ndarray
     scores: np.ndarray
 
 
+def kind_for(count: int, ann_threshold: int, quantize: Quantize = "none") -> str:
+    """``flat`` (exact), ``hnsw32`` or ``hnsw32-sq8`` for a segment of ``count`` vectors."""
+    if ann_threshold <= 0 or count < ann_threshold:
+        return "flat"
+    return f"hnsw{HNSW_M}" + ("-sq8" if quantize == "sq8" else "")
+
+
+def write_store(
+    folder: Path, vectors: np.ndarray, ann_threshold: int, quantize: Quantize = "none"
+) -> tuple[str, list[str]]:
+    """Write a segment's vectors into ``folder``; returns the store's kind and its files."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise InvalidRequestError(f"vectors of shape {vectors.shape} are not a matrix")
+    kind = kind_for(len(vectors), ann_threshold, quantize)
+    if kind == "flat":
+        np.save(folder / VECTORS, vectors, allow_pickle=False)
+        return kind, [VECTORS]
+    dimension = vectors.shape[1]
+    graph: Any
+    if quantize == "sq8":
+        graph = faiss.IndexHNSWSQ(
+            dimension,
+            faiss.ScalarQuantizer.QT_8bit,  # type: ignore[arg-type]  # the stubs want an object
+            HNSW_M,
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        graph.train(vectors)
+    else:
+        graph = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    graph.add(vectors)
+    faiss.write_index(graph, str(folder / GRAPH))
+    if quantize == "sq8":  # the exact vectors, for re-scoring; the graph holds only codes
+        np.save(folder / VECTORS, vectors, allow_pickle=False)
+        return kind, [GRAPH, VECTORS]
+    return kind, [GRAPH]
+
+
 class VectorStore:
-    """Inner-product search: exact (``flat``) or, for large indexes, approximate (``hnsw``)."""
+    """Inner-product search over one segment's rows; exact or through an HNSW graph."""
 
-    def __init__(self, index: Any) -> None:
-        import faiss
-
-        self._index = index
-        graph: Any = getattr(faiss.downcast_index(index.index), "hnsw", None)
-        # level 1 of the graph holds M links per node (level 0 holds 2M)
-        self._kind = "flat" if graph is None else f"hnsw{graph.nb_neighbors(1)}"
+    def __init__(self, kind: str, vectors: np.ndarray, graph: Any = None) -> None:
+        self.kind = kind
+        self._vectors = vectors
+        self._graph = graph
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, ann_threshold: int = 0) -> VectorStore:
-        """Index ``vectors`` (n, d) under the int64 ``ids`` (n,).
-
-        With ``ann_threshold`` > 0 and at least that many vectors, the store is an HNSW graph
-        (approximate); otherwise it searches exactly.
-        """
-        import faiss
-
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(ids):
-            raise InvalidRequestError(
-                f"vectors of shape {vectors.shape} do not match {len(ids)} ids"
-            )
-        if cls.kind_for(len(vectors), ann_threshold) != "flat":
-            graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            graph.hnsw.efSearch = HNSW_EF_SEARCH
-            index = faiss.IndexIDMap2(graph)
-        else:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-        if len(vectors):
-            index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
-        return cls(index)
-
-    @classmethod
-    def load(cls, path: Path) -> VectorStore:
-        """Read a store written by :meth:`save` (FAISS's own format, no pickle)."""
+    def open(cls, folder: Path, kind: str) -> VectorStore:
+        """Open what :func:`write_store` wrote, memory-mapped."""
         import faiss
 
         try:
-            return cls(faiss.read_index(str(path)))
-        except RuntimeError as exc:
+            if kind == "flat":
+                return cls(kind, np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False))
+            graph: Any = faiss.read_index(str(folder / GRAPH), faiss.IO_FLAG_MMAP_IFC)
+            graph.hnsw.efSearch = HNSW_EF_SEARCH
+            if kind.endswith("-sq8"):
+                vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
+            else:
+                # the graph's storage is the vectors: a view, not a second copy in memory
+                storage: Any = faiss.downcast_index(graph.storage)
+                pointer = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
+                vectors = np.asarray(pointer).reshape(storage.ntotal, storage.d)
+        except (OSError, ValueError, RuntimeError) as exc:
             raise IndexCorruptError(
-                f"cannot read the vector file {path} ({exc})", "rebuild with `findling index`"
+                f"cannot read the vectors in {folder} ({exc})", "run `findling verify`"
             ) from exc
-
-    def extended(self, vectors: np.ndarray, ids: np.ndarray) -> VectorStore:
-        """A copy of this store with ``vectors`` added under ``ids``; this one is unchanged.
-
-        Adding to a copy lets readers keep searching this store meanwhile, and spares an HNSW
-        graph the full rebuild (minutes at a million vectors) when a few documents arrive.
-        """
-        import faiss
-
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(ids) or vectors.shape[1] != self.dimension:
-            raise InvalidRequestError(
-                f"vectors of shape {vectors.shape} do not fit {len(ids)} ids and dimension "
-                f"{self.dimension}"
-            )
-        index = faiss.clone_index(self._index)
-        if len(vectors):
-            index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
-        return VectorStore(index)
-
-    def save(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self._index, str(path))
+        return cls(kind, vectors, graph)
 
     @property
     def dimension(self) -> int:
-        return int(self._index.d)
-
-    @staticmethod
-    def kind_for(count: int, ann_threshold: int) -> str:
-        """The kind :meth:`build` makes for ``count`` vectors."""
-        return f"hnsw{HNSW_M}" if ann_threshold > 0 and count >= ann_threshold else "flat"
-
-    @property
-    def kind(self) -> str:
-        """``flat`` (exact) or ``hnsw<M>`` (approximate, M links per node)."""
-        return self._kind
+        return int(self._vectors.shape[1])
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._vectors.shape[0])
 
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``ids``, shape (len(ids), dimension)."""
-        if len(ids) == 0:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)))
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored (exact, fp32) vectors of ``rows``, shape (len(rows), dimension)."""
+        return np.asarray(self._vectors[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
-        """The ``k`` nearest stored vectors to one query vector (fewer if the store is small),
-        only among the ``allowed`` ids if given."""
-        import faiss
-
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        if query.shape[1] != self.dimension:
+        """The ``k`` rows nearest to one query vector, best first, among the ``allowed`` rows
+        (a boolean mask) if given. Scores are exact inner products."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dimension:
             raise InvalidRequestError(
-                f"query has dimension {query.shape[1]}, the store holds {self.dimension}"
+                f"query has dimension {query.shape[0]}, the store holds {self.dimension}"
             )
-        k = min(k, len(self) if allowed is None else len(allowed))
+        count = len(self) if allowed is None else int(allowed.sum())
+        k = min(k, count)
         if k <= 0:
             return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        approximate = self.kind != "flat"
-        if approximate and allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
-            return self._search_subset(query[0], k, np.asarray(allowed, dtype=np.int64))
-        # faiss's type stubs lack SearchParametersHNSW
-        params: Any = faiss.SearchParametersHNSW() if approximate else faiss.SearchParameters()  # type: ignore[attr-defined]
-        if approximate:
-            params.efSearch = max(HNSW_EF_SEARCH, k)
-        if allowed is not None:
-            params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = self._index.search(query, k, params=params)
-        keep = ids[0] >= 0  # FAISS pads with -1 when fewer than k vectors qualify
-        return Hits(ids[0][keep], scores[0][keep])
+        if self._graph is None or (allowed is not None and count <= EXACT_FILTER_LIMIT):
+            rows = None if allowed is None else np.flatnonzero(allowed)
+            return _exact(self._vectors, query, k, rows)
+        return self._graph_search(query, k, allowed)
 
-    def _search_subset(self, query: np.ndarray, k: int, allowed: np.ndarray) -> Hits:
-        """Exact search among ``allowed`` ids only (ids not in the store are ignored)."""
-        ids = self._sorted_ids
-        at = np.minimum(np.searchsorted(ids, allowed), len(ids) - 1)
-        allowed = allowed[ids[at] == allowed]
-        scores = self.vectors(allowed) @ query
-        order = np.argsort(-scores, kind="stable")[:k]
-        return Hits(allowed[order], scores[order].astype(np.float32))
-
-    @cached_property
-    def _sorted_ids(self) -> np.ndarray:
-        # once per store (stores never change): a filter check then costs log n per id, not n
+    def _graph_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> Hits:
         import faiss
 
-        return np.sort(faiss.vector_to_array(self._index.id_map))
+        wanted = k * SQ8_RESCORE_FACTOR if self.kind.endswith("-sq8") else k
+        # faiss's type stubs lack SearchParametersHNSW
+        params: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        params.efSearch = max(HNSW_EF_SEARCH, wanted)
+        if allowed is not None:
+            bits = np.packbits(allowed, bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        _, found = self._graph.search(query.reshape(1, -1), wanted, params=params)
+        rows = found[0][found[0] >= 0]  # FAISS pads with -1 when fewer qualify
+        # dense scores are exact inner products with the stored fp32 vectors
+        return _exact(self._vectors, query, k, rows)
+
+
+def _exact(vectors: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | None) -> Hits:
+    """The ``k`` best of ``rows`` (all rows if None) by exact inner product, best first."""
+    scores = (vectors if rows is None else vectors[rows]) @ query
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    # ties keep row order, so results are reproducible
+    top = top[np.lexsort((top, -scores[top]))]
+    chosen = top if rows is None else rows[top]
+    return Hits(np.asarray(chosen, dtype=np.int64), np.asarray(scores[top], dtype=np.float32))

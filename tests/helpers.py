@@ -9,11 +9,16 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import numpy as np
 import pytest
+
+from indexer.documents import Document, Sentence
+from indexer.snapshot import SegmentCache, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -68,6 +73,45 @@ def modules_loaded_by_cli(runs: Sequence[list[str]], modules: Sequence[str]) -> 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return [m for m in done.stdout.strip().split(",") if m]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A live sentence as the collection stores it: its id, the sentence and its vector."""
+
+    id: int
+    sentence: Sentence
+    vector: np.ndarray
+
+
+def stored(index_dir: Path) -> list[Stored]:
+    """Every live sentence of a collection's current generation, in segment and row order."""
+    snapshot = Snapshot.open(index_dir, SegmentCache())
+    found = []
+    for part in snapshot.parts:
+        segment = part.segment
+        documents: dict[int, Document] = {}
+        for row in np.flatnonzero(part.live).tolist():
+            s = segment.sentences[row]
+            doc_row = int(s["doc"])
+            if doc_row not in documents:
+                documents[doc_row] = segment.document(doc_row)
+            document = documents[doc_row]
+            start, end = int(s["start"]), int(s["end"])
+            sentence = Sentence(
+                document.id,
+                int(s["paragraph"]),
+                int(s["sentence"]),
+                start,
+                end,
+                int(s["paragraph_start"]),
+                int(s["paragraph_end"]),
+                document.text[start:end],
+                segment.info.languages[int(s["language"])],
+            )
+            vector = segment.store.vectors(np.array([row]))[0]
+            found.append(Stored(int(segment.ids[row]), sentence, vector))
+    return found
 
 
 def free_port() -> int:

@@ -1,8 +1,9 @@
-"""Atomic generation commits: a failed or concurrent write never breaks the live index."""
+"""Atomic generation commits and pruning: a failed or concurrent write never breaks the index."""
 
 from __future__ import annotations
 
 import fcntl
+import time
 from pathlib import Path
 
 import pytest
@@ -13,58 +14,84 @@ from indexer.errors import (
     IndexNotFoundError,
     InvalidRequestError,
 )
-from indexer.generations import CURRENT, current_generation, write_generation
+from indexer.generations import CURRENT, commit, current_manifest, current_name, writer_lock
+from indexer.manifest import Manifest, SegmentEntry, generation_name
 
 
-def _write(text: str):  # type: ignore[no-untyped-def]
-    def write(folder: Path, name: str) -> None:
-        (folder / "data.txt").write_text(text, encoding="utf-8")
+def _manifest(number: int, *segments: str, deleted: str | None = None) -> Manifest:
+    entries = [SegmentEntry(name, 10, 2, "flat") for name in segments]
+    if deleted:
+        entries[-1] = SegmentEntry(segments[-1], 10, 2, "flat", deleted, 1, 5)
+    return Manifest(
+        model="m",
+        dimension=4,
+        generation=generation_name(number),
+        number=number,
+        created_at="",
+        splitter="",
+        findling_version="",
+        next_id=0,
+        next_segment=1,
+        segments=entries,
+    )
 
-    return write
+
+def _commit(index: Path, manifest: Manifest) -> None:
+    index.mkdir(parents=True, exist_ok=True)
+    for entry in manifest.segments:
+        (index / entry.name).mkdir(exist_ok=True)
+        if entry.deleted:
+            (index / entry.deleted).write_bytes(b"")
+    with writer_lock(index):
+        commit(index, manifest)
 
 
 def test_no_index_yet(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFoundError, match="findling index"):
-        current_generation(tmp_path / "index")
+        current_name(tmp_path / "index")
 
 
 def test_commit_makes_the_new_generation_current(tmp_path: Path) -> None:
     index = tmp_path / "index"
-    first = write_generation(index, _write("one"))
-    assert current_generation(index) == first
-    second = write_generation(index, _write("two"))
-    assert current_generation(index) == second
-    assert (second / "data.txt").read_text(encoding="utf-8") == "two"
+    _commit(index, _manifest(1, "seg-1"))
+    assert current_manifest(index).segments[0].name == "seg-1"
+    _commit(index, _manifest(2, "seg-1", "seg-2"))
+    assert [s.name for s in current_manifest(index).segments] == ["seg-1", "seg-2"]
+    assert current_name(index) == "gen-000000000002"
 
 
-def test_failure_mid_write_keeps_the_old_generation(tmp_path: Path) -> None:
+def test_prune_keeps_what_the_current_and_previous_generation_need(tmp_path: Path) -> None:
     index = tmp_path / "index"
-    first = write_generation(index, _write("one"))
+    _commit(index, _manifest(1, "seg-1"))
+    _commit(index, _manifest(2, "seg-1", "seg-2", deleted="del-seg-2-2.npy"))
+    _commit(index, _manifest(3, "seg-3"))  # seg-1 and seg-2 merged into seg-3
+    names = sorted(p.name for p in index.iterdir() if p.name != ".lock")
+    assert names == [
+        CURRENT,
+        "del-seg-2-2.npy",
+        "gen-000000000002.json",
+        "gen-000000000003.json",
+        "seg-1",
+        "seg-2",
+        "seg-3",
+    ]
+    _commit(index, _manifest(4, "seg-3", "seg-4"))
+    names = sorted(p.name for p in index.iterdir() if p.name != ".lock")
+    assert names == [CURRENT, "gen-000000000003.json", "gen-000000000004.json", "seg-3", "seg-4"]
 
-    def crash(folder: Path, name: str) -> None:
-        (folder / "data.txt").write_text("half", encoding="utf-8")
-        raise KeyboardInterrupt  # as Ctrl-C would
 
-    with pytest.raises(KeyboardInterrupt):
-        write_generation(index, crash)
-    assert current_generation(index) == first
-    assert (first / "data.txt").read_text(encoding="utf-8") == "one"
-    assert not list(index.glob(".tmp-*"))
-
-
-def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+def test_what_a_killed_writer_left_is_pruned_and_the_live_generation_kept(tmp_path: Path) -> None:
     index = tmp_path / "index"
-    write_generation(index, _write("one"))
-    (index / ".tmp-gen-dead").mkdir()
-    write_generation(index, _write("two"))
-    assert not (index / ".tmp-gen-dead").exists()
-
-
-def test_old_generations_are_pruned_keeping_one_previous(tmp_path: Path) -> None:
-    index = tmp_path / "index"
-    generations = [write_generation(index, _write(str(i))) for i in range(4)]
-    remaining = sorted(p.name for p in index.glob("gen-*"))
-    assert remaining == sorted(p.name for p in generations[-2:])
+    _commit(index, _manifest(1, "seg-1"))
+    _commit(index, _manifest(2, "seg-1", "seg-2"))
+    # a writer killed after writing its segment and manifest, before swapping CURRENT
+    (index / "seg-3").mkdir()
+    (index / "gen-000000000003.json").write_text("{}", encoding="utf-8")
+    (index / ".tmp-seg-4").mkdir()
+    _commit(index, _manifest(3, "seg-1", "seg-2", "seg-5"))
+    assert not (index / "seg-3").exists() and not (index / ".tmp-seg-4").exists()
+    assert (index / "seg-1").exists() and (index / "seg-2").exists()
+    assert [s.name for s in current_manifest(index).segments] == ["seg-1", "seg-2", "seg-5"]
 
 
 def test_refuses_a_folder_that_is_not_an_index(tmp_path: Path) -> None:
@@ -72,22 +99,35 @@ def test_refuses_a_folder_that_is_not_an_index(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "thesis.txt").write_text("precious", encoding="utf-8")
     with pytest.raises(InvalidRequestError, match="not part of a findling index"):
-        write_generation(folder, _write("x"))
+        _commit(folder, _manifest(1, "seg-1"))
     assert (folder / "thesis.txt").read_text(encoding="utf-8") == "precious"
 
 
-def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
+def test_second_writer_gets_a_clear_error_after_waiting(tmp_path: Path) -> None:
     index = tmp_path / "index"
-    write_generation(index, _write("one"))
+    _commit(index, _manifest(1, "seg-1"))
     with (index / ".lock").open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(IndexBusyError, match="another findling process"):
-            write_generation(index, _write("two"))
+            _commit(index, _manifest(2, "seg-1"))
+        started = time.monotonic()
+        with pytest.raises(IndexBusyError), writer_lock(index, wait=0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+
+
+def test_a_format_1_collection_says_how_to_rebuild(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    (index / "gen-20240101T000000000000Z-abc123").mkdir(parents=True)
+    (index / CURRENT).write_text("gen-20240101T000000000000Z-abc123\n", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="earlier findling") as caught:
+        current_manifest(index)
+    assert "--rebuild" in caught.value.hint
 
 
 def test_pointer_to_a_missing_generation_is_reported(tmp_path: Path) -> None:
     index = tmp_path / "index"
     index.mkdir()
-    (index / CURRENT).write_text("gen-gone\n", encoding="utf-8")
-    with pytest.raises(IndexCorruptError, match="not a generation folder"):
-        current_generation(index)
+    (index / CURRENT).write_text("gen-000000000007\n", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="missing"):
+        current_manifest(index)

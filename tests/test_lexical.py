@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from indexer.documents import Sentence
 from indexer.errors import IndexCorruptError
-from indexer.lexical import LexicalIndex, analyze
+from indexer.lexical import LexicalScores, Postings, analyze, bm25
 from indexer.ranking import Fusion, Scored, collapse, fuse
 
 
@@ -43,46 +43,107 @@ def test_unknown_language_falls_back_to_english_rules() -> None:
     assert analyze("houses", "xx") == analyze("houses", "en")
 
 
+def _postings(texts: list[str], language: str = "de") -> Postings:
+    return Postings.build([analyze(t, language) for t in texts])
+
+
+def _bm25(
+    parts: list[tuple[Postings, np.ndarray]], query: str, language: str = "de"
+) -> LexicalScores:
+    return bm25(parts, analyze(query, language))
+
+
+def _everything(postings: Postings) -> np.ndarray:
+    return np.ones(len(postings.lengths), dtype=bool)
+
+
 def test_bm25_scores_and_round_trip(tmp_path: Path) -> None:
-    index = LexicalIndex.build(
-        ["Der Rhein fließt durch Köln.", "Pasta in salted water.", "Köln liegt am Rhein, Köln!"],
-        ["de", "en", "de"],
+    postings = _postings(
+        ["Der Rhein fließt durch Köln.", "Pasta in salted water.", "Köln liegt am Rhein, Köln!"]
     )
-    scores = index.scores("Köln", "de")
-    assert scores.scores[1] == 0 and scores.scores[2] > scores.scores[0] > 0
-    assert 0.5 < scores.normalised().max() <= 1.0
-    assert not index.scores("Zebra", "de").scores.any()
-    index.save(tmp_path / "bm25")
-    again = LexicalIndex.load(tmp_path / "bm25")
-    np.testing.assert_allclose(again.scores("Köln", "de").scores, scores.scores)
+    scores = _bm25([(postings, _everything(postings))], "Köln").scores[0]
+    assert scores[1] == 0 and scores[2] > scores[0] > 0
+    assert 0.5 < _bm25([(postings, _everything(postings))], "Köln").normalised()[0].max() <= 1.0
+    assert not _bm25([(postings, _everything(postings))], "Zebra").scores[0].any()
+    postings.save(tmp_path)
+    again = Postings.load(tmp_path)
+    np.testing.assert_allclose(_bm25([(again, _everything(again))], "Köln").scores[0], scores)
+
+
+def test_bm25_agrees_with_bm25s_on_one_segment() -> None:
+    """Oracle: bm25s (Lucene variant) on the same analysed corpus gives the same scores."""
+    import bm25s
+
+    rng = random.Random(3)
+    words = [f"wort{i}" for i in range(60)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(300)]
+    texts += ["", "der die das"]  # sentences with no term at all
+    analysed = [analyze(t, "de") for t in texts]
+    retriever = bm25s.BM25()
+    retriever.index([a or ["\x00empty"] for a in analysed], show_progress=False)
+    postings = Postings.build(analysed)
+    for _ in range(50):
+        query = analyze(" ".join(rng.choices(words, k=rng.randint(1, 4))), "de")
+        known = [t for t in query if t in retriever.vocab_dict]
+        ours = bm25([(postings, _everything(postings))], query).scores[0]
+        theirs = retriever.get_scores(known) if known else np.zeros(len(texts))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_statistics_are_the_collections_not_a_segments() -> None:
+    """Split into segments, with deleted rows, the scores equal those of the live rows alone."""
+    rng = random.Random(5)
+    words = [f"wort{i}" for i in range(40)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 10))) for _ in range(200)]
+    alive = [rng.random() > 0.3 for _ in texts]
+    whole = _postings([t for t, keep in zip(texts, alive, strict=True) if keep])
+    parts = []
+    for begin, end in [(0, 50), (50, 51), (51, 140), (140, 200)]:
+        postings = _postings(texts[begin:end])
+        parts.append((postings, np.array(alive[begin:end], dtype=bool)))
+    for query in ("wort1 wort2", "wort3 wort3 wort7", "wort39 zebra"):
+        split = _bm25(parts, query)
+        alone = _bm25([(whole, _everything(whole))], query)
+        live = np.concatenate([s[m] for s, (_, m) in zip(split.scores, parts, strict=True)])
+        np.testing.assert_allclose(live, alone.scores[0], rtol=1e-5, atol=1e-6)
+        assert split.full == pytest.approx(alone.full)
+        # deleted rows score nothing
+        assert all(not s[~m].any() for s, (_, m) in zip(split.scores, parts, strict=True))
+
+
+def test_merged_postings_equal_postings_built_at_once() -> None:
+    texts = ["Köln am Rhein", "Pasta und Wasser", "Rhein und Köln und Bonn", "Bonn", "leer"]
+    a, b = _postings(texts[:2]), _postings(texts[2:])
+    keep_a, keep_b = np.array([True, False]), np.array([True, True, False])
+    merged = Postings.merge([(a, keep_a), (b, keep_b)])
+    direct = _postings([texts[0], texts[2], texts[3]])
+    for name in ("terms", "starts", "rows", "counts", "lengths"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(direct, name))
 
 
 def test_a_common_word_alone_is_weak_lexical_evidence() -> None:
     # the seed article's failure mode: every sentence mentions Ukraine, and the question's
     # distinctive words are not in the index, so matching "Ukraine" must not count as a full match
-    texts = [
-        "Die Ukraine bittet um Waffen.",
-        "Russland greift die Ukraine an.",
-        "Lammy kündigte Hilfe von 600 Millionen Pfund an.",
-        "Die Ukraine will Ziele in Russland treffen.",
-    ]
-    index = LexicalIndex.build(texts, ["de"] * len(texts))
-    weak = index.scores("Wie viel Geld gibt Großbritannien der Ukraine?", "de").normalised()
+    postings = _postings(
+        [
+            "Die Ukraine bittet um Waffen.",
+            "Russland greift die Ukraine an.",
+            "Lammy kündigte Hilfe von 600 Millionen Pfund an.",
+            "Die Ukraine will Ziele in Russland treffen.",
+        ]
+    )
+    every = [(postings, _everything(postings))]
+    weak = _bm25(every, "Wie viel Geld gibt Großbritannien der Ukraine?").normalised()[0]
     assert 0 < weak.max() < 0.3
-    strong = index.scores("Millionen Pfund Hilfe", "de").normalised()
+    strong = _bm25(every, "Millionen Pfund Hilfe").normalised()[0]
     assert strong.argmax() == 2 and strong.max() > 0.7  # all three words, a longer sentence
-    ranked = index.scores("Ukraine Russland", "de")
-    assert ranked.normalised().argmax() == ranked.scores.argmax()  # order is BM25's own
+    ranked = _bm25(every, "Ukraine Russland")
+    assert ranked.normalised()[0].argmax() == ranked.scores[0].argmax()  # order is BM25's own
 
 
-def test_damaged_lexical_index_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "bm25").mkdir()
+def test_damaged_postings_are_reported(tmp_path: Path) -> None:
     with pytest.raises(IndexCorruptError, match="lexical index"):
-        LexicalIndex.load(tmp_path / "bm25")
-
-
-def _passage(doc: str, paragraph: int, sentence: int) -> Sentence:
-    return Sentence(doc, paragraph, sentence, 0, 1, 0, 1, "x", "de")
+        Postings.load(tmp_path)
 
 
 def test_hybrid_adds_lexical_only_within_a_language() -> None:
@@ -91,20 +152,19 @@ def test_hybrid_adds_lexical_only_within_a_language() -> None:
     lexical = np.array([0.0, 1.0])
     fusion = Fusion(lexical_weight=0.05, cross_language_weight=0.0)
     same = fuse("hybrid", candidates, dense, lexical, np.array([True, True]), fusion)
-    assert [s.pid for s in same] == [8, 7]
+    assert [s.address for s in same] == [8, 7]
     assert same[0].score == pytest.approx(0.84)
     cross = fuse("hybrid", candidates, dense, lexical, np.array([False, False]), fusion)
-    assert [s.pid for s in cross] == [7, 8]
+    assert [s.address for s in cross] == [7, 8]
 
 
 def test_bm25_mode_drops_candidates_without_a_match() -> None:
     ranked = fuse("bm25", np.array([1, 2]), None, np.array([0.0, 0.5]), np.array([1, 1]), Fusion())
-    assert [s.pid for s in ranked] == [2]
+    assert [s.address for s in ranked] == [2]
 
 
 def test_collapse_keeps_the_best_sentence_per_paragraph() -> None:
-    passages = [_passage("a", 0, 0), _passage("a", 0, 1), _passage("a", 1, 0), _passage("b", 0, 0)]
-    ranked = [Scored(pid, 1.0 - pid / 10, None, None) for pid in (1, 0, 3, 2)]
-    by_id = dict(enumerate(passages))
-    assert [s.pid for s in collapse(ranked, by_id, k=10)] == [1, 3, 2]
-    assert [s.pid for s in collapse(ranked, by_id, k=2)] == [1, 3]
+    paragraphs = [("a", 0), ("a", 0), ("a", 1), ("b", 0)]  # of sentences 0, 1, 2, 3
+    ranked = [Scored(address, 1.0 - address / 10, None, None) for address in (1, 0, 3, 2)]
+    assert [s.address for s in collapse(ranked, paragraphs.__getitem__, k=10)] == [1, 3, 2]
+    assert [s.address for s in collapse(ranked, paragraphs.__getitem__, k=2)] == [1, 3]

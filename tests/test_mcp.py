@@ -13,7 +13,6 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from indexer.catalog import create_service
-from indexer.generations import current_generation
 from indexer.mcp_server import create_mcp_server
 from indexer.ranking import SCORE_DESCRIPTION
 from indexer.schemas import SearchHit
@@ -93,10 +92,10 @@ def test_serves_without_an_index(hashing_env: Settings) -> None:
 
 
 def test_serves_a_damaged_index_and_says_so(hashing_env: Settings, built: SearchService) -> None:
-    (current_generation(built.index_dir) / "manifest.json").write_text("{", encoding="utf-8")
+    (built.index_dir / f"{built.info().generation}.json").write_text("{", encoding="utf-8")
     _, result = _call(hashing_env, [("search", {"question": "Rhein"})])
     assert result.is_error and "is not valid JSON" in result.content[0].text
-    assert "hint: rebuild the index" in result.content[0].text
+    assert "hint: rebuild it with `findling index --rebuild`" in result.content[0].text
 
 
 def test_cli_help_does_not_import_mcp() -> None:

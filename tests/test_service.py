@@ -17,14 +17,13 @@ from indexer.errors import (
     ModelMismatchError,
     SourceNotFoundError,
 )
-from indexer.generations import current_generation
 from indexer.manifest import Manifest
 from indexer.model.embedder import HashingEmbedder
 from indexer.options import SearchOptions
 from indexer.recipe import VectorRecipe, pieces
 from indexer.service import SearchService
-from indexer.snapshot import open_snapshot
-from indexer.store import VectorStore
+from indexer.snapshot import SegmentCache, Snapshot
+from tests.helpers import stored
 
 
 def test_build_summary_and_manifest(built: SearchService) -> None:
@@ -32,13 +31,17 @@ def test_build_summary_and_manifest(built: SearchService) -> None:
     assert manifest.model == "hashing-256"
     assert manifest.dimension == 256
     assert (manifest.documents, manifest.passages) == (2, 9)
-    assert manifest.format_version == 1
+    assert manifest.format_version == 2
     assert manifest.metric == "inner_product" and manifest.normaliser == "l2"
-    assert {Path(s.id).name for s in manifest.sources} == {"rhein.txt", "cooking.md"}
-    assert all(len(s.sha256) == 64 for s in manifest.sources)
-    assert {"vectors.faiss", "passages.jsonl", "documents.jsonl"} <= set(manifest.files)
-    assert "bm25/lexical.json" in manifest.files
+    assert [(s.sentences, s.documents, s.vector_index) for s in manifest.segments] == [
+        (9, 2, "flat")
+    ]
+    assert {Path(s["id"]).name for s in built.sources()} == {"rhein.txt", "cooking.md"}
     assert manifest.vectors.startswith("mean(")
+    segment = built.index_dir / manifest.segments[0].name
+    info = json.loads((segment / "segment.json").read_text(encoding="utf-8"))
+    assert {"ids.npy", "sentences.npy", "vectors.npy", "documents.sqlite"} <= set(info["files"])
+    assert all(len(checksum) == 64 for checksum in info["files"].values())
 
 
 def test_search_returns_the_sentence_with_context_and_offsets(built: SearchService) -> None:
@@ -128,21 +131,35 @@ def test_index_of_another_model_is_refused_naming_both(built: SearchService) -> 
     assert "hashing-256" in str(caught.value) and "hashing-128" in str(caught.value)
 
 
-def test_damaged_file_is_named(built: SearchService) -> None:
-    folder = current_generation(built.index_dir)
-    with (folder / "passages.jsonl").open("a", encoding="utf-8") as handle:
-        handle.write("{}\n")
+def _segment(service: SearchService) -> Path:
+    return service.index_dir / service.info().segments[0].name
+
+
+def test_a_file_that_cannot_be_read_is_named(built: SearchService) -> None:
+    (_segment(built) / "sentences.npy").write_bytes(b"\x93NUMPY broken")
     fresh = SearchService(built.index_dir, HashingEmbedder(256))
-    with pytest.raises(IndexCorruptError, match=r"passages\.jsonl is damaged"):
+    with pytest.raises(IndexCorruptError, match=r"seg-\d+") as caught:
         fresh.search("Rhein")
+    assert "findling verify" in caught.value.hint
+
+
+def test_verify_finds_damage_that_reading_does_not(built: SearchService) -> None:
+    assert built.verify() == []
+    vectors = _segment(built) / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in a vector: still readable, no longer what was written
+    vectors.write_bytes(bytes(data))
+    problems = built.verify()
+    assert len(problems) == 1 and "vectors.npy is damaged" in problems[0]
 
 
 def test_unknown_format_version_is_refused(built: SearchService) -> None:
-    manifest = current_generation(built.index_dir) / "manifest.json"
+    manifest = built.index_dir / f"{built.info().generation}.json"
     data = json.loads(manifest.read_text(encoding="utf-8"))
     manifest.write_text(json.dumps({**data, "format_version": 99}), encoding="utf-8")
-    with pytest.raises(IndexCorruptError, match="format version 99"):
+    with pytest.raises(IndexCorruptError, match="format 99") as caught:
         SearchService(built.index_dir, HashingEmbedder(256)).search("Rhein")
+    assert "--rebuild" in caught.value.hint
 
 
 def test_a_running_service_picks_up_a_new_generation(built: SearchService, corpus: Path) -> None:
@@ -176,9 +193,7 @@ def test_progress_is_reported(service: SearchService, corpus: Path) -> None:
     assert seen == [(4, 13), (8, 13), (12, 13), (13, 13)]
 
 
-def test_large_indexes_switch_to_approximate_search(
-    index_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_large_segments_are_searched_through_a_graph(index_dir: Path, corpus: Path) -> None:
     # the threshold is low here so a small corpus crosses it; results must not change
     exact = SearchService(
         index_dir.parent / "exact", HashingEmbedder(256), SearchOptions(ann_threshold=0)
@@ -195,36 +210,31 @@ def test_large_indexes_switch_to_approximate_search(
             assert [(r.document_id, r.sentence, r.score) for r in ours] == [
                 (r.document_id, r.sentence, r.score) for r in theirs
             ]
-    # adding extends a copy of the graph; removing rebuilds it from the stored vectors
-    builds: list[int] = []
-    real_build = VectorStore.build
-
-    def counting_build(*args: Any, **kwargs: Any) -> VectorStore:
-        builds.append(1)
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(VectorStore, "build", staticmethod(counting_build))
+    # adding writes a new small segment; removing marks the old one's sentences deleted
     (corpus / "extra.txt").write_text("Der Rhein fließt durch Basel.", encoding="utf-8")
     approximate.build([corpus])
-    assert approximate.info().vector_index == "hnsw32" and builds == []
+    assert approximate.info().vector_index == "hnsw32 + flat"
     top = approximate.search("fließt durch Basel", k=1, mode="dense").results[0]
     assert top.text == "Der Rhein fließt durch Basel."
     (corpus / "extra.txt").unlink()
     approximate.build([corpus])
-    assert builds == [1] and approximate.info().passages == exact.info().passages
+    assert approximate.info().passages == exact.info().passages
     assert "Basel" not in approximate.search("fließt durch Basel", k=5).results[0].text
 
 
-def _stored(service: SearchService) -> tuple[list[Any], np.ndarray]:
-    """Sentences and their stored vectors, in id order."""
-    snapshot = open_snapshot(current_generation(service.index_dir))
-    ids = np.array(sorted(snapshot.sentences))
-    return [snapshot.sentences[int(i)] for i in ids], snapshot.store.vectors(ids)
+def _stored(service: SearchService) -> tuple[list[Sentence], np.ndarray]:
+    """Every live sentence (in document order) and its stored vector."""
+    found = stored(service.index_dir)
+    return [s.sentence for s in found], np.stack([s.vector for s in found])
 
 
 def _texts(service: SearchService) -> dict[str, str]:
-    snapshot = open_snapshot(current_generation(service.index_dir))
-    return {d.id: d.text for d in snapshot.documents.values()}
+    snapshot = Snapshot.open(service.index_dir, SegmentCache())
+    return {
+        d.id: d.text
+        for part in snapshot.parts
+        for d in (part.segment.document(r) for r in range(part.segment.info.documents))
+    }
 
 
 def _mean_with(embedder: HashingEmbedder, passages: list[Any], contexts: list[str]) -> np.ndarray:
@@ -294,8 +304,8 @@ def test_context_none_stores_bare_sentence_vectors(index_dir: Path, corpus: Path
 
 
 def test_manifests_without_a_recipe_read_it_from_the_old_fields(built: SearchService) -> None:
-    folder = current_generation(built.index_dir)
-    data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    path = built.index_dir / f"{built.info().generation}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
     del data["recipe"]
     # before the recipe was recorded whole, manifests named context and context_window ...
     data["context"], data["context_window"] = "paragraph", 1
@@ -303,20 +313,6 @@ def test_manifests_without_a_recipe_read_it_from_the_old_fields(built: SearchSer
     # ... and before those existed, indexes were built with a window of one neighbour
     del data["context"], data["context_window"]
     assert Manifest.from_json(data).recipe == VectorRecipe("window", 1)
-
-
-def test_an_index_written_before_the_recipe_was_recorded_whole_still_opens(
-    built: SearchService,
-) -> None:
-    folder = current_generation(built.index_dir)
-    path = folder / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    del data["recipe"]
-    data["context"], data["context_window"] = "paragraph", 1
-    path.write_text(json.dumps(data), encoding="utf-8")
-    reopened = SearchService(built.index_dir, built.embedder)
-    assert reopened.info().recipe == VectorRecipe("paragraph")
-    assert reopened.search("Bake the bread", k=1).results[0].text.startswith("Bake the bread")
 
 
 def _sentences(lengths: list[int]) -> list[Sentence]:

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import IndexBusyError, ModelMismatchError
-from indexer.generations import current_generation
 from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
-from indexer.snapshot import open_snapshot
+from tests.helpers import stored
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -33,8 +32,7 @@ def counting(index_dir: Path) -> tuple[SearchService, CountingEmbedder]:
 
 
 def _ids_by_text(service: SearchService) -> dict[str, int]:
-    loaded = open_snapshot(current_generation(service.index_dir))
-    return {s.text: sid for sid, s in loaded.sentences.items()}
+    return {s.sentence.text: s.id for s in stored(service.index_dir)}
 
 
 def test_unchanged_corpus_does_no_embedding_and_no_new_generation(counting, corpus: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,72 @@
+"""What the library returns: search hits and answers, and what a write did."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from indexer.defaults import Mode
+from indexer.documents import Skipped
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One matching passage: its best sentence, with the paragraph around it as context."""
+
+    rank: int
+    score: float
+    text: str
+    context: str
+    context_start: int
+    context_end: int
+    source: str
+    document_id: str
+    paragraph: int
+    sentence: int
+    start: int
+    end: int
+    language: str
+    dense_score: float | None
+    lexical_score: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a search found: the passages, best first, and how long the search took."""
+
+    query: str
+    mode: Mode
+    results: list[Hit]
+    took_ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "results": [r.to_json() for r in self.results],
+            "took_ms": round(self.took_ms, 2),
+        }
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What an index run did. ``documents``/``passages`` count the whole index afterwards."""
+
+    index_dir: str
+    generation: str
+    model: str
+    documents: int
+    passages: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int
+    skipped: list[Skipped]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,456 @@
+"""Segments: the immutable pieces a collection is made of (as in Lucene).
+
+A segment folder holds, for its sentences in document order (row 0, 1, ...):
+
+``segment.json``       what the segment is: counts, id range, languages, files and checksums
+``ids.npy``            each row's sentence id (int64, ascending; stable, never reused)
+``sentences.npy``      each row's document row, paragraph, sentence, offsets and language
+``vectors.npy`` / ``graph.faiss``  the vectors (see store.py)
+``postings-*.npy``     the lexical index (see lexical.py)
+``documents.sqlite``   the documents (id, path, title, metadata, full text, ...): random
+                       access by row or id, and a sentence's text by offsets (SQLite's
+                       ``substr`` counts characters, as the offsets do)
+
+Every file is written once and never changed; arrays are opened memory-mapped, so a reader
+holds vectors, not text, and reads text only for the hits it returns. A deleted document is
+recorded outside the segment, by the generation (see generations.py).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.request import pathname2url
+
+import numpy as np
+
+from indexer.defaults import Quantize
+from indexer.documents import Document, Sentence
+from indexer.errors import IndexCorruptError
+from indexer.fsutil import fsync_path, sha256_file
+from indexer.lexical import ANALYZER_VERSION, Postings
+from indexer.store import VectorStore, write_store
+
+SEGMENT_FORMAT = 1
+META = "segment.json"
+IDS = "ids.npy"
+SENTENCES = "sentences.npy"
+DOCUMENTS = "documents.sqlite"
+SENTENCE_DTYPE = np.dtype(
+    [
+        ("doc", "<i4"),  # the document's row in documents.sqlite
+        ("paragraph", "<i4"),
+        ("sentence", "<i4"),
+        ("start", "<i4"),
+        ("end", "<i4"),
+        ("paragraph_start", "<i4"),
+        ("paragraph_end", "<i4"),
+        ("language", "u1"),  # index into SegmentInfo.languages
+    ]
+)
+_DOCUMENT_COLUMNS = ("id", "path", "title", "modified", "sha256", "language", "metadata", "text")
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What a segment holds; written as ``segment.json``, last, when the segment is complete."""
+
+    name: str
+    sentences: int
+    documents: int
+    dimension: int
+    first_id: int
+    last_id: int
+    vector_index: str
+    languages: list[str]
+    created_at: str
+    analyzer: str = ANALYZER_VERSION
+    format: int = SEGMENT_FORMAT
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, folder: Path) -> SegmentInfo:
+        try:
+            data = json.loads((folder / META).read_text(encoding="utf-8"))
+            info = cls(**data)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"{folder / META} is not readable ({exc})", "run `findling verify`"
+            ) from exc
+        if info.format != SEGMENT_FORMAT or info.analyzer != ANALYZER_VERSION:
+            raise IndexCorruptError(
+                f"segment {folder.name} has format {info.format}/{info.analyzer}, this findling "
+                f"reads {SEGMENT_FORMAT}/{ANALYZER_VERSION}",
+                "rebuild with `findling index --rebuild`",
+            )
+        return info
+
+
+@dataclass(frozen=True)
+class SegmentData:
+    """Everything a new segment is written from, rows in document order."""
+
+    documents: Sequence[Document]
+    sentences: Sequence[Sentence]  # each document's sentences, in order, documents in order
+    ids: np.ndarray
+    vectors: np.ndarray
+    postings: Postings
+
+
+def write_segment(
+    folder: Path, name: str, data: SegmentData, ann_threshold: int, quantize: Quantize = "none"
+) -> SegmentInfo:
+    """Write a complete segment into the (new, empty) ``folder``; ``segment.json`` goes last."""
+    languages = sorted({s.language for s in data.sentences})
+    rows = _sentence_rows(data.documents, data.sentences, languages)
+    with _new_database(folder / DOCUMENTS) as db:
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (row, *_document_values(doc), int(first), int(count))
+                for row, (doc, first, count) in enumerate(
+                    zip(data.documents, *_document_ranges(rows, len(data.documents)), strict=True)
+                )
+            ),
+        )
+    return _finish(
+        folder,
+        name,
+        data.ids,
+        rows,
+        data.vectors,
+        data.postings,
+        languages,
+        ann_threshold,
+        quantize,
+    )
+
+
+def _finish(
+    folder: Path,
+    name: str,
+    ids: np.ndarray,
+    rows: np.ndarray,
+    vectors: np.ndarray,
+    postings: Postings,
+    languages: list[str],
+    ann_threshold: int,
+    quantize: Quantize,
+) -> SegmentInfo:
+    if not (len(ids) == len(rows) == len(vectors) == len(postings.lengths)):
+        raise ValueError("a segment's ids, sentences, vectors and postings must agree in length")
+    np.save(folder / IDS, np.asarray(ids, dtype=np.int64), allow_pickle=False)
+    np.save(folder / SENTENCES, rows, allow_pickle=False)
+    postings.save(folder)
+    kind, vector_files = write_store(folder, vectors, ann_threshold, quantize)
+    documents = int(rows["doc"].max()) + 1 if len(rows) else 0
+    files = [IDS, SENTENCES, DOCUMENTS, *Postings.files(), *vector_files]
+    for file in files:
+        fsync_path(folder / file)
+    info = SegmentInfo(
+        name=name,
+        sentences=len(ids),
+        documents=documents,
+        dimension=int(vectors.shape[1]),
+        first_id=int(ids[0]) if len(ids) else 0,
+        last_id=int(ids[-1]) if len(ids) else -1,
+        vector_index=kind,
+        languages=languages,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        files={file: sha256_file(folder / file) for file in files},
+    )
+    (folder / META).write_text(json.dumps(info.to_json(), indent=1), encoding="utf-8")
+    fsync_path(folder / META)
+    fsync_path(folder)
+    return info
+
+
+def merge_segments(
+    folder: Path,
+    name: str,
+    parts: Sequence[tuple[Segment, np.ndarray]],
+    ann_threshold: int,
+    quantize: Quantize = "none",
+) -> SegmentInfo:
+    """Write one segment holding the live documents of ``parts`` (segment, deleted-document
+    mask), in order. Nothing is analysed or embedded again: rows are copied."""
+    languages = sorted({lang for segment, _ in parts for lang in segment.info.languages})
+    ids, rows, vectors, postings_parts, kept_documents = [], [], [], [], []
+    offset = 0
+    for segment, deleted in parts:
+        keep = ~deleted[segment.sentences["doc"]]
+        renumber = np.cumsum(~deleted) - 1 + offset
+        part = np.array(segment.sentences[keep])
+        part["doc"] = renumber[part["doc"]]
+        codes = np.array([languages.index(lang) for lang in segment.info.languages] or [0])
+        part["language"] = codes[part["language"]]
+        rows.append(part)
+        ids.append(np.asarray(segment.ids[keep]))
+        vectors.append(segment.store.vectors(np.flatnonzero(keep)))
+        postings_parts.append((segment.postings, keep))
+        kept_documents.append((segment, np.flatnonzero(~deleted)))
+        offset += int((~deleted).sum())
+    all_rows = np.concatenate(rows)
+    first, count = _document_ranges(all_rows, offset)
+    with _new_database(folder / DOCUMENTS) as db:
+        new_row = 0
+        for segment, live in kept_documents:
+            mapping = [
+                (int(old), new_row + i, int(first[new_row + i]), int(count[new_row + i]))
+                for i, old in enumerate(live.tolist())
+            ]
+            _copy_documents(db, segment, mapping)
+            new_row += len(mapping)
+    return _finish(
+        folder,
+        name,
+        np.concatenate(ids),
+        all_rows,
+        np.concatenate(vectors),
+        Postings.merge(postings_parts),
+        languages,
+        ann_threshold,
+        quantize,
+    )
+
+
+def _copy_documents(
+    db: sqlite3.Connection, segment: Segment, mapping: list[tuple[int, int, int, int]]
+) -> None:
+    """Copy documents inside SQLite: (old row, new row, first sentence, sentences) each."""
+    columns = ", ".join(f"d.{c}" for c in _DOCUMENT_COLUMNS)
+    db.execute("ATTACH DATABASE ? AS source", (segment.database_uri(),))
+    try:
+        db.execute("CREATE TEMP TABLE moved (old INTEGER PRIMARY KEY, new, first, count)")
+        db.executemany("INSERT INTO moved VALUES (?, ?, ?, ?)", mapping)
+        db.execute(
+            f"INSERT INTO documents SELECT m.new, {columns}, m.first, m.count "
+            "FROM source.documents d JOIN moved m ON d.row = m.old ORDER BY m.new"
+        )
+        db.execute("DROP TABLE moved")
+        db.commit()
+    finally:
+        db.execute("DETACH DATABASE source")
+
+
+def _sentence_rows(
+    documents: Sequence[Document], sentences: Sequence[Sentence], languages: list[str]
+) -> np.ndarray:
+    row_of = {doc.id: row for row, doc in enumerate(documents)}
+    code = {lang: i for i, lang in enumerate(languages)}
+    rows = np.zeros(len(sentences), dtype=SENTENCE_DTYPE)
+    for i, s in enumerate(sentences):
+        rows[i] = (
+            row_of[s.doc_id],
+            s.paragraph,
+            s.sentence,
+            s.start,
+            s.end,
+            s.paragraph_start,
+            s.paragraph_end,
+            code[s.language],
+        )
+    return rows
+
+
+def _document_ranges(rows: np.ndarray, documents: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's first sentence row and number of sentences (rows are grouped by doc)."""
+    count = np.bincount(rows["doc"], minlength=documents) if len(rows) else np.zeros(documents)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]]) if documents else np.zeros(0)
+    return first.astype(np.int64), count.astype(np.int64)
+
+
+def _document_values(doc: Document) -> tuple[Any, ...]:
+    metadata = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+    return (doc.id, doc.path, doc.title, doc.modified, doc.sha256, doc.language, metadata, doc.text)
+
+
+def _uri(path: Path, mode: str) -> str:
+    return f"file:{pathname2url(str(path.resolve()))}?mode={mode}"
+
+
+class _new_database:
+    """A new SQLite file for a segment's documents, written without a journal: the segment is
+    not visible to anyone until its folder is complete and committed."""
+
+    def __init__(self, path: Path) -> None:
+        # URI mode also lets ATTACH (merges) open other segments read-only
+        self.db = sqlite3.connect(_uri(path, "rwc"), uri=True)
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute(
+            "CREATE TABLE documents (row INTEGER PRIMARY KEY, id TEXT NOT NULL, "
+            "path TEXT NOT NULL, title TEXT NOT NULL, modified TEXT NOT NULL, "
+            "sha256 TEXT NOT NULL, language TEXT NOT NULL, metadata TEXT NOT NULL, "
+            "text TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL)"
+        )
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.db.execute("CREATE INDEX documents_id ON documents (id)")
+                self.db.commit()
+        finally:
+            self.db.close()
+
+
+def _glob_matches(text: str, pattern: str) -> int:
+    return int(fnmatch.fnmatch(text, pattern))
+
+
+def _metadata_equals(metadata: str, key: str, value: str) -> int:
+    data = json.loads(metadata)
+    return int(key in data and str(data[key]) == value)
+
+
+# functions the documents table can be queried with (filters.py): a glob as fnmatch matches it,
+# and a metadata field compared as text
+SQL_FUNCTIONS: dict[str, tuple[int, Any]] = {
+    "glob_matches": (2, _glob_matches),
+    "metadata_equals": (3, _metadata_equals),
+}
+
+
+class Segment:
+    """An open segment: memory-mapped arrays, the vector store, and its documents on demand.
+
+    Thread-safe for reading; the documents database is opened read-only and immutable.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.info = SegmentInfo.read(folder)
+        try:
+            self.ids = np.load(folder / IDS, mmap_mode="r", allow_pickle=False)
+            self.sentences = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(
+                f"cannot read segment {folder} ({exc})", "run `findling verify`"
+            ) from exc
+        self.postings = Postings.load(folder)
+        self.store = VectorStore.open(folder, self.info.vector_index)
+        if not len(self.ids) == len(self.sentences) == len(self.store) == self.info.sentences:
+            raise IndexCorruptError(
+                f"segment {folder} is inconsistent: {len(self.ids)} ids, "
+                f"{len(self.sentences)} sentences, {len(self.store)} vectors",
+                "run `findling verify`",
+            )
+        self._lock = threading.Lock()
+        # connected now: once open, the segment stays readable even if a commit prunes it
+        self._db = sqlite3.connect(self.database_uri(), uri=True, check_same_thread=False)
+        for function, (arity, implementation) in SQL_FUNCTIONS.items():
+            self._db.create_function(function, arity, implementation, deterministic=True)
+        self.cache: dict[str, Any] = {}  # derived data readers keep (e.g. filter masks)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def __len__(self) -> int:
+        return self.info.sentences
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorruptError(
+                    f"cannot read the documents of segment {self.folder} ({exc})",
+                    "run `findling verify`",
+                ) from exc
+
+    def database_uri(self) -> str:
+        """The documents database, read-only and immutable (no locks: it never changes)."""
+        return _uri(self.folder / DOCUMENTS, "ro") + "&immutable=1"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def document_values(self, row: int) -> tuple[Any, ...]:
+        """One document's stored columns (id, path, title, ..., text), as written."""
+        found = self._query(
+            f"SELECT {', '.join(_DOCUMENT_COLUMNS)} FROM documents WHERE row = ?", (int(row),)
+        )
+        if not found:
+            raise IndexCorruptError(f"segment {self.name} has no document row {row}")
+        return found[0]
+
+    def document(self, row: int) -> Document:
+        values = dict(zip(_DOCUMENT_COLUMNS, self.document_values(row), strict=True))
+        values["metadata"] = json.loads(values["metadata"])
+        return Document(**values)
+
+    def find_documents(self, ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        """(id, row, sha256) of the documents with the given ids, live or deleted (a segment
+        may hold an id more than once: the caller knows which rows are deleted)."""
+        found = []
+        for begin in range(0, len(ids), 500):  # SQLite limits the parameters of one query
+            chunk = list(ids[begin : begin + 500])
+            marks = ", ".join("?" * len(chunk))
+            for doc_id, row, sha256 in self._query(
+                f"SELECT id, row, sha256 FROM documents WHERE id IN ({marks})", chunk
+            ):
+                found.append((str(doc_id), int(row), str(sha256)))
+        return found
+
+    def document_ids(self, rows: Sequence[int]) -> dict[int, str]:
+        """Ids of the documents at ``rows``."""
+        found: dict[int, str] = {}
+        for begin in range(0, len(rows), 500):
+            chunk = [int(r) for r in rows[begin : begin + 500]]
+            marks = ", ".join("?" * len(chunk))
+            for row, doc_id in self._query(
+                f"SELECT row, id FROM documents WHERE row IN ({marks})", chunk
+            ):
+                found[int(row)] = str(doc_id)
+        return found
+
+    def catalogue(self) -> Iterator[tuple[int, str, str, str]]:
+        """(row, id, path, sha256) of every document, for planning a sync."""
+        for row, doc_id, path, sha256 in self._query(
+            "SELECT row, id, path, sha256 FROM documents ORDER BY row"
+        ):
+            yield int(row), str(doc_id), str(path), str(sha256)
+
+    def document_text(self, row: int, start: int, end: int) -> tuple[str, str, str]:
+        """A document's id, path and the characters ``start:end`` of its text."""
+        found = self._query(
+            "SELECT id, path, substr(text, ?, ?) FROM documents WHERE row = ?",
+            (int(start) + 1, int(end) - int(start), int(row)),
+        )
+        if not found:
+            raise IndexCorruptError(f"segment {self.name} has no document row {row}")
+        doc_id, path, text = found[0]
+        return str(doc_id), str(path), str(text)
+
+    def select_documents(self, where: str, parameters: Sequence[Any]) -> np.ndarray:
+        """Rows of the documents matching an SQL condition over the documents table."""
+        rows = self._query(f"SELECT row FROM documents WHERE {where}", parameters)
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def verify(self) -> list[str]:
+        """Problems found by re-reading every file against its recorded checksum."""
+        problems = []
+        for file, expected in self.info.files.items():
+            path = self.folder / file
+            if not path.is_file():
+                problems.append(f"{path} is missing")
+            elif sha256_file(path) != expected:
+                problems.append(f"{path} is damaged (checksum differs from segment.json)")
+        return problems

@@ -1,0 +1,178 @@
+"""Writing the next generation of a collection: new segments, deletions and merges.
+
+Cost follows the change: added documents become a new segment, changed and removed ones are
+marked deleted in their segment (a small file of document rows), and the merge policy combines
+small segments with bounded work. Nothing else is read or rewritten.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from indexer.defaults import Quantize
+from indexer.documents import Document, Sentence
+from indexer.fsutil import atomic_write
+from indexer.generations import new_folder, publish
+from indexer.lexical import Postings
+from indexer.manifest import Manifest, SegmentEntry, generation_name
+from indexer.merging import MergePolicy
+from indexer.recipe import VectorRecipe
+from indexer.segment import Segment, SegmentData, SegmentInfo, merge_segments, write_segment
+from indexer.snapshot import Snapshot
+from indexer.versions import findling_version, package_version
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How segments are built: when vectors get a graph, and whether it is quantised."""
+
+    ann_threshold: int
+    quantize: Quantize = "none"
+
+
+class GenerationWriter:
+    """Builds generation ``number`` on top of ``base`` (None: an empty collection)."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        base: Snapshot | None,
+        model: str,
+        recipe: VectorRecipe,
+        layout: Layout,
+        numbering: Manifest | None = None,
+    ) -> None:
+        """``numbering``: the live manifest when ``base`` is None because the collection is
+        rebuilt; numbers (generations, segments, sentence ids) go on from it, never reused."""
+        self.index_dir = index_dir
+        self.base = base
+        self.model = model
+        self.layout = layout
+        previous = base.manifest if base else None
+        numbers = previous or numbering
+        self.recipe = previous.recipe if previous else recipe
+        self.number = numbers.number + 1 if numbers else 1
+        self.next_id = numbers.next_id if numbers else 0
+        self.next_segment = numbers.next_segment if numbers else 1
+        self.dimension = previous.dimension if previous else 0
+        self.entries: list[SegmentEntry] = list(previous.segments) if previous else []
+        self._segments = {p.segment.name: p.segment for p in base.parts} if base else {}
+        self._deleted = {p.segment.name: p.deleted for p in base.parts} if base else {}
+        self._changed: set[str] = set()  # segments whose deletions this generation changes
+
+    def delete(self, ids: set[str]) -> None:
+        """Mark the live documents with these ids deleted (ids not in the base are ignored)."""
+        if self.base is None or not ids:
+            return
+        for located in self.base.locate(sorted(ids)).values():
+            name = self.base.parts[located.part].segment.name
+            if name not in self._changed:
+                self._deleted[name] = self._deleted[name].copy()
+                self._changed.add(name)
+            self._deleted[name][located.row] = True
+
+    def add(
+        self,
+        documents: Sequence[Document],
+        sentences: Sequence[Sentence],
+        vectors: np.ndarray,
+        postings: Postings,
+    ) -> None:
+        """Write one new segment of ``documents`` (their ``sentences`` in order, one vector and
+        one postings row each); its sentences get the next ids."""
+        if not sentences:
+            return
+        ids = np.arange(self.next_id, self.next_id + len(sentences), dtype=np.int64)
+        data = SegmentData(documents, sentences, ids, vectors, postings)
+        name = self._segment_name()
+        tmp = new_folder(self.index_dir, name)
+        info = write_segment(tmp, name, data, self.layout.ann_threshold, self.layout.quantize)
+        publish(self.index_dir, tmp, name)
+        self.next_id += len(sentences)
+        self.dimension = info.dimension
+        self._add_entry(info)
+
+    def merge(self, policy: MergePolicy, most: int | None = None) -> int:
+        """Run the merges ``policy`` asks for (at most ``most``); returns how many ran."""
+        done = 0
+        while most is None or done < most:
+            chosen = policy.choose(self._current_entries())
+            if not chosen:
+                break
+            parts = [(self._segments[n], self._deleted[n]) for n in chosen]
+            name = self._segment_name()
+            tmp = new_folder(self.index_dir, name)
+            layout = self.layout
+            info = merge_segments(tmp, name, parts, layout.ann_threshold, layout.quantize)
+            publish(self.index_dir, tmp, name)
+            self.entries = [e for e in self.entries if e.name not in chosen]
+            self._add_entry(info)
+            done += 1
+        return done
+
+    def finish(self) -> Manifest:
+        """Write the changed deletion files; the manifest of the new generation."""
+        self.entries = self._current_entries()
+        for i, entry in enumerate(self.entries):
+            if entry.name not in self._changed:
+                continue
+            deleted = self._deleted[entry.name]
+            file = f"del-{entry.name}-{self.number:012d}.npy"
+            atomic_write(self.index_dir / file, functools.partial(_save, rows=deleted))
+            self.entries[i] = replace(entry, deleted=file)
+        return Manifest(
+            model=self.model,
+            dimension=self.dimension,
+            generation=generation_name(self.number),
+            number=self.number,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            splitter=f"pysbd=={package_version('pysbd')}",
+            findling_version=findling_version(),
+            next_id=self.next_id,
+            next_segment=self.next_segment,
+            recipe=self.recipe,
+            vectors=self.recipe.describe(),
+            segments=self.entries,
+        )
+
+    def _current_entries(self) -> list[SegmentEntry]:
+        """The segments with live documents, with this generation's deletion counts (their
+        files are written at finish); a segment whose documents are all deleted is dropped."""
+        entries = []
+        for entry in self.entries:
+            if entry.name in self._changed:
+                deleted = self._deleted[entry.name]
+                sentences = int(deleted[self._segments[entry.name].sentences["doc"]].sum())
+                entry = replace(
+                    entry,
+                    deleted_documents=int(deleted.sum()),
+                    deleted_sentences=sentences,
+                )
+            if entry.live_documents > 0:
+                entries.append(entry)
+        return entries
+
+    def _add_entry(self, info: SegmentInfo) -> None:
+        segment = Segment(self.index_dir / info.name)
+        self._segments[info.name] = segment
+        self._deleted[info.name] = np.zeros(info.documents, dtype=bool)
+        self.entries.append(
+            SegmentEntry(info.name, info.sentences, info.documents, info.vector_index)
+        )
+
+    def _segment_name(self) -> str:
+        name = f"seg-{self.next_segment:08d}"
+        self.next_segment += 1
+        return name
+
+
+def _save(path: Path, rows: np.ndarray) -> None:
+    """The rows a boolean mask marks, as a plain .npy file of int32."""
+    with path.open("wb") as handle:
+        np.save(handle, np.flatnonzero(rows).astype(np.int32), allow_pickle=False)

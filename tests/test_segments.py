@@ -1,0 +1,223 @@
+"""Segments: a collection grown in many small steps equals the same content built at once;
+writes cost what they change; concurrent writes of one process are queued, not refused."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.documents import Document, make_document
+from indexer.merging import MergePolicy
+from indexer.model.embedder import HashingEmbedder
+from indexer.options import SearchOptions
+from indexer.results import Hit
+from indexer.service import SearchService
+
+WORDS_DE = [
+    "Rhein",
+    "Fluss",
+    "Stadt",
+    "Brücke",
+    "Zug",
+    "Bahnhof",
+    "Markt",
+    "Rathaus",
+    "Schule",
+    "Wetter",
+    "Regen",
+    "Sonne",
+]
+WORDS_EN = [
+    "river",
+    "city",
+    "bridge",
+    "train",
+    "station",
+    "market",
+    "school",
+    "weather",
+    "rain",
+    "sun",
+    "harbour",
+    "ship",
+]
+# small tiers, so that this small collection merges many times while it grows
+MERGES = MergePolicy(floor=5, per_tier=3, at_once=3)
+
+
+def _document(rng: random.Random, number: int, version: int = 0) -> Document:
+    german = number % 3 != 0
+    words = WORDS_DE if german else WORDS_EN
+    paragraphs = []
+    for _ in range(rng.randint(1, 3)):
+        sentences = []
+        for _ in range(rng.randint(1, 4)):
+            picked = " ".join(rng.choices(words, k=rng.randint(2, 7)))
+            sentences.append(f"{'Der' if german else 'The'} {picked} {number} {version}.")
+        paragraphs.append(" ".join(sentences))
+    return make_document(
+        f"doc-{number:03d}",
+        "\n\n".join(paragraphs),
+        title=f"Titel {number % 4}",
+        language="de" if german else "en",
+        metadata={"team": "ab"[number % 2], "source": f"notes/{number:03d}.md"},
+    )
+
+
+def _service(folder: Path) -> SearchService:
+    options = SearchOptions(ann_threshold=0, write_merges=MERGES, build_merges=MERGES)
+    return SearchService(folder, HashingEmbedder(128), options)
+
+
+def _grown(folder: Path, final: dict[str, Document], rng: random.Random) -> SearchService:
+    """The same documents as ``final``, reached through adds, replacements and deletions."""
+    service = _service(folder)
+    ids = list(final)
+    rng.shuffle(ids)
+    for begin in range(0, len(ids), 7):
+        batch = [final[i] for i in ids[begin : begin + 7]]
+        # some documents arrive first in another version, and some that never stay
+        service.upsert([_document(rng, int(d.id[4:]), version=1) for d in batch[:2]])
+        service.upsert([_document(rng, 500 + begin)])
+        service.upsert(batch)
+        if begin % 3 == 0:
+            service.delete([f"doc-{500 + begin:03d}"])
+    gone = rng.sample(ids, 15)
+    for doc_id in gone:  # deleted, then back as they were
+        service.delete([doc_id])
+    service.delete([f"doc-{500 + b:03d}" for b in range(0, len(ids), 7) if b % 3])
+    service.upsert([final[i] for i in gone])
+    # and the last word: one document replaced and put back, which leaves a deletion behind
+    service.upsert([_document(rng, int(ids[0][4:]), version=5)])
+    service.upsert([final[ids[0]]])
+    return service
+
+
+def _same_results(
+    a: SearchService, b: SearchService, query: str, mode: str, filters: dict[str, str]
+) -> None:
+    ours = a.search(query, k=5, mode=mode, filters=filters).results
+    theirs = b.search(query, k=5, mode=mode, filters=filters).results
+    np.testing.assert_allclose([r.score for r in ours], [r.score for r in theirs], atol=2e-6)
+
+    # equal scores may come in either order; above the last score the hits must be the same
+    def sure(results: list[Hit]) -> set[tuple[str, int, int]]:
+        last = results[-1].score if results else 0.0
+        return {(r.document_id, r.paragraph, r.sentence) for r in results if r.score > last + 1e-5}
+
+    assert sure(ours) == sure(theirs), (query, mode, filters)
+
+
+def test_a_collection_grown_in_small_steps_equals_one_built_at_once(tmp_path: Path) -> None:
+    rng = random.Random(13)
+    final = {d.id: d for d in (_document(rng, n) for n in range(90))}
+    grown = _grown(tmp_path / "grown", final, rng)
+    once = _service(tmp_path / "once")
+    once.upsert(list(final.values()))
+    manifest = grown.info()
+    assert (manifest.documents, manifest.passages) == (once.info().documents, once.info().passages)
+    assert len(manifest.segments) > 1 and any(s.deleted for s in manifest.segments)
+    queries = [" ".join(rng.choices(WORDS_DE + WORDS_EN, k=rng.randint(1, 4))) for _ in range(200)]
+    filters: list[dict[str, str]] = [{}, {"lang": "de"}, {"team": "a"}, {"source": "notes/0*"}]
+    compared = 0
+    for number, query in enumerate(queries):
+        for mode in ("dense", "bm25", "hybrid"):
+            chosen = filters[number % len(filters)]
+            _same_results(grown, once, query, mode, chosen)
+            compared += 1
+    assert compared == 600
+
+
+def test_a_write_adds_a_segment_and_marks_deletions_without_rewriting(tmp_path: Path) -> None:
+    service = _service(tmp_path / "c")
+    rng = random.Random(2)
+    service.upsert([_document(rng, n) for n in range(20)])
+    first = service.info().segments[0]
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / first.name).iterdir()}
+    service.upsert([_document(rng, 3, version=2)])  # replaces one document
+    after = service.info()
+    assert [s.name for s in after.segments][:1] == [first.name]
+    assert after.segments[0].deleted_documents == 1 and after.segments[0].deleted is not None
+    # the old segment's files are untouched: a write costs what it changes
+    assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / first.name).iterdir()}
+
+
+def test_optimize_merges_everything_and_forgets_deleted_sentences(tmp_path: Path) -> None:
+    service = _service(tmp_path / "c")
+    rng = random.Random(4)
+    for n in range(12):
+        service.upsert([_document(rng, n)])
+    service.delete(["doc-003", "doc-004"])
+    before = service.search("Rhein Brücke", k=5).results
+    summary = service.optimize()
+    manifest = service.info()
+    assert len(manifest.segments) == 1 and manifest.segments[0].deleted is None
+    assert summary.documents == 10
+    after = service.search("Rhein Brücke", k=5).results
+    assert [(r.document_id, r.sentence, r.score) for r in after] == [
+        (r.document_id, r.sentence, r.score) for r in before
+    ]
+
+
+def test_sentence_ids_stay_stable_across_merges(tmp_path: Path) -> None:
+    service = _service(tmp_path / "c")
+    rng = random.Random(6)
+    service.upsert([_document(rng, 0)])
+    hit = service.search("Der", k=1).results[0]
+    for n in range(1, 15):  # enough single writes for several merges
+        service.upsert([_document(rng, n)])
+    assert len(service.info().segments) < 14
+    same = [
+        r
+        for r in service.search(hit.text, k=20, mode="bm25").results
+        if (r.document_id, r.start) == (hit.document_id, hit.start)
+    ]
+    assert same and same[0].text == hit.text
+
+
+def test_concurrent_writes_of_one_process_are_queued_not_refused(tmp_path: Path) -> None:
+    service = _service(tmp_path / "c")
+    rng = random.Random(8)
+    documents = [_document(rng, n) for n in range(64)]
+    service.upsert(documents[:1])
+    errors: list[BaseException] = []
+    summaries = []
+
+    def write(mine: list[Document]) -> None:
+        try:
+            for document in mine:
+                summaries.append(service.upsert([document]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(documents[1 + i :: 8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(summaries) == 63 and all(s.added == 1 for s in summaries)
+    assert service.info().documents == 64
+    # grouped: fewer generations than writes
+    assert int(service.info().generation.split("-")[1]) < 64
+    for document in documents[::9]:
+        first = document.text.split(".")[0] + "."
+        assert service.search(first, k=1, mode="bm25").results[0].document_id == document.id
+
+
+def test_a_delete_of_an_unknown_document_fails_alone(tmp_path: Path) -> None:
+    from indexer.errors import DocumentNotFoundError
+
+    service = _service(tmp_path / "c")
+    rng = random.Random(9)
+    service.upsert([_document(rng, 1)])
+    with pytest.raises(DocumentNotFoundError):
+        service.delete(["nope"])
+    assert service.delete(["doc-001"]).removed == 1
+    assert service.info().documents == 0
+    assert service.search("Rhein", k=3).results == []
+    assert np.isfinite(service.upsert([_document(rng, 2)]).seconds)
