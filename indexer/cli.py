@@ -127,7 +127,7 @@ def _update(
     service = create_service(settings)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, disable=as_json, transient=True) as bar:
-        task = bar.add_task("embedding sentences", total=None)
+        task = bar.add_task("indexing documents", total=None)
         summary = service.build(
             paths,
             progress=lambda done, total: bar.update(task, completed=done, total=total),

@@ -22,8 +22,7 @@ from indexer.documents import Document, Sentence, detect_language, split_documen
 from indexer.errors import InvalidRequestError, SourceNotFoundError
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
-from indexer.recipe import Progress
-from indexer.service import SearchService
+from indexer.service import Progress, SearchService
 
 CUTOFF = 10
 SENTENCE_DEPTH = 200  # sentences ranked per question; enough to find 10 distinct paragraphs

@@ -8,7 +8,7 @@ use the recipe of the index they opened, never the configured one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Any, get_args
@@ -22,7 +22,6 @@ from indexer.errors import IndexCorruptError, InvalidRequestError
 if TYPE_CHECKING:
     from indexer.model.embedder import Embedder
 
-Progress = Callable[[int, int], None]
 KINDS: tuple[str, ...] = get_args(RecipeKind)
 
 
@@ -122,7 +121,6 @@ class VectorRecipe:
         sentences: Sequence[Sentence],
         texts: Mapping[str, str],
         batch_size: int,
-        progress: Progress | None = None,
     ) -> np.ndarray:
         """The stored vector of each sentence, shape (len(sentences), dimension).
 
@@ -135,7 +133,7 @@ class VectorRecipe:
         bare = [s.text for s in sentences]
         contexts = self.context_texts(sentences, texts)
         unique = list(dict.fromkeys(bare + (contexts or [])))
-        embedded = _embed_all(embedder, unique, batch_size, progress)
+        embedded = _embed_all(embedder, unique, batch_size)
         row = {text: i for i, text in enumerate(unique)}
         sentence_vectors = embedded[[row[t] for t in bare]]
         if contexts is None:
@@ -160,9 +158,7 @@ def pieces(sentences: list[Sentence], limit: int) -> list[list[Sentence]]:
     return [run for run in runs if run]
 
 
-def _embed_all(
-    embedder: Embedder, texts: list[str], batch_size: int, progress: Progress | None
-) -> np.ndarray:
+def _embed_all(embedder: Embedder, texts: list[str], batch_size: int) -> np.ndarray:
     # sorting by length keeps padding inside each batch small; order is restored below
     if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
@@ -171,8 +167,6 @@ def _embed_all(
     for begin in range(0, len(order), batch_size):
         batch = [texts[i] for i in order[begin : begin + batch_size]]
         chunks.append(embedder.embed_documents(batch))
-        if progress:
-            progress(min(begin + batch_size, len(order)), len(order))
     sorted_vectors = np.concatenate(chunks).astype(np.float32)
     vectors = np.empty_like(sorted_vectors)
     vectors[np.asarray(order, dtype=np.int64)] = sorted_vectors

@@ -36,16 +36,20 @@ from indexer.manifest import Manifest
 from indexer.merging import OPTIMIZE, MergePolicy
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
+from indexer.pipeline import Prepared, prepared
 from indexer.ranking import MODES, Scored, collapse, fuse
-from indexer.recipe import Progress
+from indexer.recipe import VectorRecipe
 from indexer.results import Answer, BuildSummary, Hit
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 from indexer.writer import GenerationWriter, Layout
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
+EMBED_CHUNK_SENTENCES = 2048  # sentences embedded at a time while the next are prepared
 
 __all__ = ["Answer", "BuildSummary", "Hit", "SearchService"]
+
+Progress = Callable[[int, int], None]  # (documents done, documents in all)
 
 
 @dataclass
@@ -235,22 +239,33 @@ class SearchService:
         self, writer: GenerationWriter, documents: list[Document], progress: Progress | None
     ) -> int:
         """Split, embed and write ``documents`` as new segments of at most
-        ``options.segment_sentences`` sentences each; returns the sentences embedded."""
-        embedded, batch, sentences = 0, [], []
-        for position, document in enumerate(documents):
-            batch.append(document)
-            sentences += split_document(document)
-            last = position == len(documents) - 1
-            if sentences and (last or len(sentences) >= self.options.segment_sentences):
-                texts = {d.id: d.text for d in batch}
-                vectors = writer.recipe.vectors(
-                    self.embedder, sentences, texts, self.options.batch_size, progress
-                )
-                postings = Postings.build([analyze(s.text, s.language) for s in sentences])
-                writer.add(batch, sentences, vectors, postings)
-                embedded += len(sentences)
-                batch, sentences = [], []
+        ``options.segment_sentences`` sentences each; returns the sentences embedded.
+
+        Documents are embedded a chunk at a time while the next ones are prepared; progress is
+        reported in documents.
+        """
+        segment = _Pending()
+        chunk: list[Prepared] = []
+        embedded = done = 0
+        for position, item in enumerate(prepared(documents), start=1):
+            chunk.append(item)
+            last = position == len(documents)
+            if last or sum(len(p.sentences) for p in chunk) >= EMBED_CHUNK_SENTENCES:
+                segment.add(chunk, self._vectors(writer.recipe, chunk))
+                done += len(chunk)
+                embedded += sum(len(p.sentences) for p in chunk)
+                chunk = []
+                if progress:
+                    progress(done, len(documents))
+            if segment.sentences and (last or segment.sentences >= self.options.segment_sentences):
+                segment.write(writer)
+                segment = _Pending()
         return embedded
+
+    def _vectors(self, recipe: VectorRecipe, chunk: list[Prepared]) -> np.ndarray:
+        sentences = [s for p in chunk for s in p.sentences]
+        texts = {p.document.id: p.document.text for p in chunk}
+        return recipe.vectors(self.embedder, sentences, texts, self.options.batch_size)
 
     def _numbering(self) -> Manifest | None:
         """The live manifest of a collection being rebuilt (whatever its model), if readable."""
@@ -411,6 +426,26 @@ class SearchService:
         raise InvalidRequestError(
             f"unknown search mode {mode!r}", f"use one of: {', '.join(MODES)}"
         )
+
+
+class _Pending:
+    """Prepared documents and their vectors, gathered into the next segment."""
+
+    def __init__(self) -> None:
+        self.items: list[Prepared] = []
+        self.vectors: list[np.ndarray] = []
+        self.sentences = 0
+
+    def add(self, chunk: list[Prepared], vectors: np.ndarray) -> None:
+        self.items += chunk
+        self.vectors.append(vectors)
+        self.sentences += sum(len(p.sentences) for p in chunk)
+
+    def write(self, writer: GenerationWriter) -> None:
+        sentences = [s for p in self.items for s in p.sentences]
+        postings = Postings.build([terms for p in self.items for terms in p.terms])
+        documents = [p.document for p in self.items if p.sentences]
+        writer.add(documents, sentences, np.concatenate(self.vectors), postings)
 
 
 def _plan_batch(base: Snapshot | None, batch: list[_Write]) -> Plan:

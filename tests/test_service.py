@@ -185,12 +185,13 @@ def test_long_paragraph_context_is_a_window_of_sentences(
     assert hit.context[hit.context_start : hit.context_end] == hit.text
 
 
-def test_progress_is_reported(service: SearchService, corpus: Path) -> None:
+def test_progress_is_reported_in_documents(
+    service: SearchService, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("indexer.service.EMBED_CHUNK_SENTENCES", 3)  # a chunk per document
     seen: list[tuple[int, int]] = []
-    service = SearchService(service.index_dir, service.embedder, SearchOptions(batch_size=4))
     service.build([corpus], progress=lambda done, total: seen.append((done, total)))
-    # 9 sentences and the 4 distinct windows of the multi-sentence paragraphs
-    assert seen == [(4, 13), (8, 13), (12, 13), (13, 13)]
+    assert seen == [(1, 2), (2, 2)]
 
 
 def test_large_segments_are_searched_through_a_graph(index_dir: Path, corpus: Path) -> None:

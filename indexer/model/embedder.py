@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -53,6 +54,14 @@ def normalise(vectors: np.ndarray) -> Vectors:
     return vectors / np.maximum(norms, 1e-12)
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _bucket(token: str, dimension: int) -> tuple[int, float]:
+    # remembered: words repeat, and hashing each again made this test embedder cost as much
+    # as the rest of an indexing run
+    digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+    return int.from_bytes(digest[:4], "little") % dimension, 1.0 if digest[4] & 1 else -1.0
+
+
 class HashingEmbedder:
     """Deterministic bag-of-words hashing embedder: no model, no semantics; for tests."""
 
@@ -75,9 +84,8 @@ class HashingEmbedder:
     def _vector(self, text: str) -> np.ndarray:
         vector = np.zeros(self._dimension, dtype=np.float32)
         for token in self._token.findall(text.lower()):
-            digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
-            bucket = int.from_bytes(digest[:4], "little") % self._dimension
-            vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+            bucket, sign = _bucket(token, self._dimension)
+            vector[bucket] += sign
         if not vector.any():  # an all-zero vector has no direction; give it one
             vector[0] = 1.0
         return vector

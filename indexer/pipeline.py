@@ -1,0 +1,75 @@
+"""Preparing documents for the index: sentences and their BM25 terms, in parallel.
+
+Splitting (pysbd), language detection and analysis are pure-Python work on one document at a
+time. On a large run they go to worker processes, a bounded number of chunks ahead, while the
+calling process embeds what is ready (the model uses the cores through its own threads), so the
+two overlap. Small runs stay in process: starting workers costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from indexer.documents import Document, Sentence, split_document
+from indexer.lexical import analyze
+
+# worth starting workers (about a second) above this many characters (about 8,000 sentences)
+PARALLEL_CHARS = 1_000_000
+CHUNK_CHARS = 50_000  # text per task: large enough to amortise the trip to a worker
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document, its sentences in order, and each sentence's BM25 terms."""
+
+    document: Document
+    sentences: list[Sentence]
+    terms: list[list[str]]
+
+
+def prepare(document: Document) -> Prepared:
+    sentences = split_document(document)
+    return Prepared(document, sentences, [analyze(s.text, s.language) for s in sentences])
+
+
+def prepared(documents: Sequence[Document], workers: int | None = None) -> Iterator[Prepared]:
+    """Every document prepared, in order; in ``workers`` processes (default: one per core)
+    when the run is large enough."""
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers < 2 or sum(len(d.text) for d in documents) < PARALLEL_CHARS:
+        yield from (prepare(d) for d in documents)
+        return
+    chunks = _chunks(documents)
+    # fresh interpreters: forking a process that runs other threads (a progress bar, a
+    # server) could hand a worker a lock some thread held
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future[list[Prepared]]] = deque()
+        ahead = 2 * workers  # bounded: results wait in memory until the caller takes them
+        for chunk in chunks:
+            pending.append(pool.submit(_prepare_all, chunk))
+            if len(pending) >= ahead:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _prepare_all(documents: list[Document]) -> list[Prepared]:
+    return [prepare(d) for d in documents]
+
+
+def _chunks(documents: Sequence[Document]) -> list[list[Document]]:
+    chunks: list[list[Document]] = [[]]
+    size = 0
+    for document in documents:
+        if size >= CHUNK_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(document)
+        size += len(document.text)
+    return chunks
