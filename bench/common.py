@@ -65,5 +65,14 @@ def emit(result: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def threads() -> int:
     return len(os.sched_getaffinity(0))

@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, _free_port, _load, _peak_rss, _wait_ready
+from bench.common import free_port
+from bench.run import ROOT, _load, _peak_rss, _wait_ready
 
 QUESTIONS = [
     "Wie viele Zivilisten starben im August?",
@@ -56,7 +57,7 @@ def run(corpus: Path, clients: int, seconds: float, backend: str) -> dict[str, A
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [
                 findling,

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentiles
+from bench.common import free_port, percentiles
 
 ROOT = Path(__file__).resolve().parent.parent
 # the XQuAD dev files (not shipped): the team's shared folder beside the checkout, or --eval-dir
@@ -209,14 +208,8 @@ def _cold_search(backend: str, root: Path, runs: int) -> dict[str, Any]:
     return {"median_s": _median(times), "runs_s": [round(t, 2) for t in times]}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _http(backend: str, root: Path, queries: list[str], args: argparse.Namespace) -> Any:
-    port = _free_port()
+    port = free_port()
     findling = str(Path(sys.executable).parent / "findling")
     command = [findling, "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(

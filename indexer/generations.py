@@ -82,14 +82,13 @@ def current_manifest(index_dir: Path) -> Manifest:
 
 def commit(index_dir: Path, manifest: Manifest) -> None:
     """Make ``manifest`` the live generation; its segments and deletion files must already be
-    durable. The caller holds :func:`writer_lock`."""
+    durable. The caller holds :func:`writer_lock`, and prunes afterwards."""
     text = json.dumps(manifest.to_json(), ensure_ascii=False, indent=1)
     atomic_write(index_dir / f"{manifest.generation}.json", lambda tmp: write_durably(tmp, text))
     pointer = index_dir / f"{CURRENT}.tmp"
     write_durably(pointer, manifest.generation + "\n")
     os.replace(pointer, index_dir / CURRENT)
     fsync_path(index_dir)
-    prune(index_dir)
 
 
 def referenced(manifest: Manifest) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -48,7 +49,9 @@ def prepared(documents: Sequence[Document], workers: int | None = None) -> Itera
     # fresh interpreters: forking a process that runs other threads (a progress bar, a
     # server) could hand a worker a lock some thread held
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_ignore_interrupts
+    ) as pool:
         pending: deque[Future[list[Prepared]]] = deque()
         ahead = 2 * workers  # bounded: results wait in memory until the caller takes them
         for chunk in chunks:
@@ -57,6 +60,11 @@ def prepared(documents: Sequence[Document], workers: int | None = None) -> Itera
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the parent reports it, the workers just stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _prepare_all(documents: list[Document]) -> list[Prepared]:

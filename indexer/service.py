@@ -228,11 +228,16 @@ class SearchService:
                 Layout(self.options.ann_threshold, self.options.quantize),
                 numbering=self._numbering() if base is None else None,
             )
-            writer.delete(plan.remove)
-            embedded = self._add(writer, plan.embed, progress)
-            writer.merge(policy or self.options.build_merges, most_merges)
-            manifest = writer.finish()
-            commit(self.index_dir, manifest)
+            try:
+                writer.delete(plan.remove)
+                embedded = self._add(writer, plan.embed, progress)
+                writer.merge(policy or self.options.build_merges, most_merges)
+                manifest = writer.finish()
+                commit(self.index_dir, manifest)
+            except BaseException:  # Ctrl-C included: the previous generation stays current
+                writer.discard()
+                raise
+            prune(self.index_dir)
         return _summary(self.index_dir, manifest, plan, skipped, embedded, started)
 
     def _add(

@@ -8,6 +8,7 @@ small segments with bounded work. Nothing else is read or rewritten.
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -65,6 +66,7 @@ class GenerationWriter:
         self._segments = {p.segment.name: p.segment for p in base.parts} if base else {}
         self._deleted = {p.segment.name: p.deleted for p in base.parts} if base else {}
         self._changed: set[str] = set()  # segments whose deletions this generation changes
+        self._written: list[Path] = []  # folders and files this writer made, until committed
 
     def delete(self, ids: set[str]) -> None:
         """Mark the live documents with these ids deleted (ids not in the base are ignored)."""
@@ -91,7 +93,7 @@ class GenerationWriter:
         ids = np.arange(self.next_id, self.next_id + len(sentences), dtype=np.int64)
         data = SegmentData(documents, sentences, ids, vectors, postings)
         name = self._segment_name()
-        tmp = new_folder(self.index_dir, name)
+        tmp = self._new_folder(name)
         info = write_segment(tmp, name, data, self.layout.ann_threshold, self.layout.quantize)
         publish(self.index_dir, tmp, name)
         self.next_id += len(sentences)
@@ -107,7 +109,7 @@ class GenerationWriter:
                 break
             parts = [(self._segments[n], self._deleted[n]) for n in chosen]
             name = self._segment_name()
-            tmp = new_folder(self.index_dir, name)
+            tmp = self._new_folder(name)
             layout = self.layout
             info = merge_segments(tmp, name, parts, layout.ann_threshold, layout.quantize)
             publish(self.index_dir, tmp, name)
@@ -124,6 +126,7 @@ class GenerationWriter:
                 continue
             deleted = self._deleted[entry.name]
             file = f"del-{entry.name}-{self.number:012d}.npy"
+            self._written.append(self.index_dir / file)
             atomic_write(self.index_dir / file, functools.partial(_save, rows=deleted))
             self.entries[i] = replace(entry, deleted=file)
         return Manifest(
@@ -140,6 +143,20 @@ class GenerationWriter:
             vectors=self.recipe.describe(),
             segments=self.entries,
         )
+
+    def discard(self) -> None:
+        """Remove what this writer wrote (its generation was not committed): after Ctrl-C or
+        an error nothing is left behind. A killed writer's files go at the next commit."""
+        for path in self._written:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _new_folder(self, name: str) -> Path:
+        tmp = new_folder(self.index_dir, name)
+        self._written += [tmp, self.index_dir / name]
+        return tmp
 
     def _current_entries(self) -> list[SegmentEntry]:
         """The segments with live documents, with this generation's deletion counts (their

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -131,37 +132,35 @@ def running_server(
 ) -> Iterator[str]:
     """A real `findling serve` process on loopback (``env`` on top of this process's), as its URL.
 
-    Waits until ``ready_path`` answers 200; the process is terminated on exit.
+    Waits until ``ready_path`` answers 200; the process is terminated on exit. Its output goes
+    to a file (a pipe nobody reads would fill up and stop the server) and is shown if it fails.
     """
     port = free_port()
-    process = subprocess.Popen(
-        [str(FINDLING), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
-        env={**os.environ, **env},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                pytest.fail(f"findling serve exited: {output}")
-            try:
-                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"findling serve did not become ready in {timeout:.0f} s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [str(FINDLING), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=30)
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"findling serve exited: {log.read()[-5000:]}")
+                try:
+                    if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"findling serve did not become ready in {timeout:.0f} s")
+                time.sleep(0.3)
+            yield url
         finally:
-            if process.stdout:
-                process.stdout.close()
+            process.terminate()
+            process.wait(timeout=30)

@@ -34,10 +34,15 @@ def _write_corpus(folder: Path, version: str, files: int = 150) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "known.txt").write_text(f"{KNOWN} Stand {version}.", encoding="utf-8")
     for i in range(files):
-        sentences = " ".join(
-            f"Absatz {i} Satz {j} der Fassung {version} erzählt von Ort {i * j}." for j in range(12)
-        )
-        (folder / f"doc{i:03d}.txt").write_text(sentences, encoding="utf-8")
+        _write_corpus_file(folder / f"doc{i:03d}.txt", version)
+
+
+def _write_corpus_file(file: Path, version: str) -> None:
+    i = int(file.stem[3:])
+    sentences = " ".join(
+        f"Absatz {i} Satz {j} der Fassung {version} erzählt von Ort {i * j}." for j in range(12)
+    )
+    file.write_text(sentences, encoding="utf-8")
 
 
 def _env(index_root: Path) -> dict[str, str]:
@@ -92,6 +97,58 @@ def test_sigkill_at_random_points_never_breaks_the_collection(tmp_path: Path) ->
         f"{outcomes.count('new')} had committed the new one; 0 failures"
     )
     assert "old" in outcomes  # some kills really landed mid-run
+
+
+def _segments(index_dir: Path) -> int:
+    return len(SearchService(index_dir, HashingEmbedder(256)).info().segments)
+
+
+def test_sigkill_during_merges_never_breaks_the_collection(tmp_path: Path) -> None:
+    """20 runs: the collection is split into segments by single-file updates, then `findling
+    optimize` (which merges them all) is killed at a random moment."""
+    corpus, index_root = tmp_path / "corpus", tmp_path / "index"
+    index_dir = index_root / "default"
+    _write_corpus(corpus, "A", files=40)
+    subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
+    rng = random.Random(20261203)
+    files = sorted(corpus.glob("doc*.txt"))
+    outcomes, durations = [], []
+    for run in range(20):
+        version = "AB"[(run + 1) % 2]
+        for file in rng.sample(files, 3):  # each a commit of its own: a segment and a deletion
+            _write_corpus_file(file, version)
+            subprocess.run([FINDLING, "add", str(file)], env=_env(index_root), check=True)
+        assert _segments(index_dir) > 1
+        expected = _texts(index_dir)
+        before = current_name(index_dir)
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [FINDLING, "optimize"],
+            env=_env(index_root),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.0, max(durations, default=3.0) * 1.1))
+        process.send_signal(signal.SIGKILL)
+        if process.wait() == 0:
+            durations.append(time.perf_counter() - started)
+        after = current_name(index_dir)
+        # nothing lost, nothing twice, every file as written, and still searchable
+        assert _texts(index_dir) == expected, f"run {run}: the sentences changed"
+        assert SearchService(index_dir, HashingEmbedder(256)).verify() == []
+        top = SearchService(index_dir, HashingEmbedder(256)).search("Leuchtturm Kiel 1815", k=1)
+        assert top.results[0].text == KNOWN
+        outcomes.append("old" if after == before else "merged")
+    print(
+        f"\n20 SIGKILLed merges: {outcomes.count('old')} kept the old generation, "
+        f"{outcomes.count('merged')} had committed the merge; 0 failures"
+    )
+    assert "old" in outcomes
+
+
+def _texts(index_dir: Path) -> list[str]:
+    """The live sentences, sorted: a merge must neither lose nor duplicate one."""
+    return sorted(s.sentence.text for s in stored(index_dir))
 
 
 def test_ctrl_c_leaves_the_old_generation_and_says_so(tmp_path: Path) -> None:

@@ -14,7 +14,14 @@ from indexer.errors import (
     IndexNotFoundError,
     InvalidRequestError,
 )
-from indexer.generations import CURRENT, commit, current_manifest, current_name, writer_lock
+from indexer.generations import (
+    CURRENT,
+    commit,
+    current_manifest,
+    current_name,
+    prune,
+    writer_lock,
+)
 from indexer.manifest import Manifest, SegmentEntry, generation_name
 
 
@@ -44,6 +51,7 @@ def _commit(index: Path, manifest: Manifest) -> None:
             (index / entry.deleted).write_bytes(b"")
     with writer_lock(index):
         commit(index, manifest)
+        prune(index)
 
 
 def test_no_index_yet(tmp_path: Path) -> None:
