@@ -2,16 +2,19 @@
 
 A filter is ``key=value``. ``lang``/``language`` match the sentence's language, ``source`` is a
 glob over the source path, ``title`` the document title; any other key matches the document's
-own metadata (JSONL fields), compared as text.
+own metadata (JSONL fields), compared as text. A search takes at most MAX_FILTERS filters of
+at most MAX_FILTER_CHARS characters each side.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS
 from indexer.documents import Document, Sentence
 from indexer.errors import InvalidRequestError
 from indexer.snapshot import Snapshot
@@ -32,8 +35,23 @@ def parse_filters(items: Iterable[str]) -> dict[str, str]:
     return filters
 
 
+def check_filters(filters: Mapping[str, str]) -> None:
+    """Refuse more than MAX_FILTERS filters, or a key or value over MAX_FILTER_CHARS."""
+    if len(filters) > MAX_FILTERS:
+        raise InvalidRequestError(
+            f"{len(filters)} filters, at most {MAX_FILTERS} are allowed", "use fewer filters"
+        )
+    for key, value in filters.items():
+        if len(key) > MAX_FILTER_CHARS or len(value) > MAX_FILTER_CHARS:
+            raise InvalidRequestError(
+                f"the filter {key[:40]!r} is longer than {MAX_FILTER_CHARS} characters",
+                "shorten the filter: a glob such as source=*.md is enough",
+            )
+
+
 def matcher(filters: Mapping[str, str]) -> Predicate:
     """One predicate that holds when every filter does."""
+    check_filters(filters)
     checks = [_check(key, value) for key, value in filters.items()]
     return lambda sentence, document: all(check(sentence, document) for check in checks)
 
@@ -42,7 +60,9 @@ def _check(key: str, value: str) -> Predicate:
     if key in ("lang", "language"):
         return lambda p, d: p.language == value
     if key == "source":
-        return lambda p, d: fnmatch.fnmatch(d.path, value) or fnmatch.fnmatch(d.id, value)
+        # compiled once per search; fnmatch would cache up to 32,768 patterns, however long
+        glob = re.compile(fnmatch.translate(value))
+        return lambda p, d: bool(glob.match(d.path) or glob.match(d.id))
     if key == "title":
         return lambda p, d: d.title == value
     return lambda p, d: key in d.metadata and str(d.metadata[key]) == value

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -53,6 +55,12 @@ def assert_error(response: Response, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
+
+
+def api_client(app: ASGIApp, **options: Any) -> TestClient:
+    """A TestClient that calls ``app`` by a loopback name, as the Host check requires
+    (TestClient's own default, ``testserver``, is not served)."""
+    return TestClient(app, base_url="http://localhost", **options)
 
 
 def modules_loaded_by_cli(runs: Sequence[list[str]], modules: Sequence[str]) -> list[str]:
