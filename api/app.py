@@ -11,8 +11,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.observability import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
-from api.routes import STATIC_DIR, reads, router, writes
+from api.observability import Metrics, ObservabilityMiddleware
+from api.routes import STATIC_DIR, body_rules, reads, router, writes
+from api.security import HeadCheckMiddleware
 from indexer.catalog import Catalog, create_catalog
 from indexer.errors import IndexNotFoundError
 from indexer.settings import Settings
@@ -52,12 +53,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.settings = settings
     app.state.default_collection = settings.collection
     app.state.metrics = Metrics()
+    app.state.body_rules = body_rules(settings)
     install_error_handlers(app)
     app.include_router(reads)
     app.include_router(writes)
     app.include_router(router)
-    # outermost last: metrics see every response, including refused bodies
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    # outermost last: the Host is checked before CORS, and metrics see every response
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(HeadCheckMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

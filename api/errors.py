@@ -47,12 +47,14 @@ STATUS: dict[type[FindlingError], int] = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in [
-        (400, "The request body cannot be parsed (not UTF-8 or not JSON)."),
+        (400, "The request body is not JSON: not UTF-8, a lone surrogate, nested too deep."),
         (401, "An API key is needed (FINDLING_READ_API_KEY / FINDLING_API_KEY) or it is wrong."),
         (409, "The index was built with another model, or another process is writing it."),
-        (413, "The request body is too large."),
-        (422, "The request is invalid (empty query, k out of range, wrong types)."),
+        (413, "The request body, a document or an input is too large."),
+        (421, "The Host header names a host this server does not answer for."),
+        (422, "The request is invalid (empty query, k out of range, wrong types, too many)."),
         (404, "No such collection or index yet (code index_not_found), or no such document."),
+        (431, "The request line and headers are too large."),
         (503, "The index is damaged or the model cannot be loaded."),
     ]
 }
@@ -62,6 +64,29 @@ READY_RESPONSES: dict[int | str, dict[str, Any]] = {
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     403: {"model": ErrorResponse, "description": "Writes are disabled: no API key configured."},
+}
+
+
+class HTTPError(StarletteHTTPException):
+    """An error only HTTP has (a body that is not JSON, for one), with the shape's code and hint.
+
+    A Starlette HTTPException, so FastAPI lets it through while it reads a body.
+    """
+
+    def __init__(self, status: int, code: str, message: str, hint: str = "") -> None:
+        super().__init__(status, message)
+        self.code = code
+        self.hint = hint
+
+
+# codes for the framework's own HTTP errors
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    421: "host_not_allowed",
+    431: "headers_too_large",
 }
 
 
@@ -91,24 +116,26 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, "http_error"
-    )
+    if isinstance(exc, HTTPError):
+        return error_response(exc.status_code, exc.code, str(exc.detail), exc.hint)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    response = error_response(exc.status_code, code, str(exc.detail))
     if exc.status_code == 405:
         # HTTP asks for Allow; Starlette names only the first route's methods, so gather all
-        response = error_response(exc.status_code, code, str(exc.detail))
         response.headers["Allow"] = ", ".join(_allowed_methods(request))
-        return response
-    return error_response(exc.status_code, code, str(exc.detail))
+    return response
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "\x00"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """The methods some route answers at this path, found by matching each as the router does."""
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

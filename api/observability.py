@@ -1,4 +1,4 @@
-"""Prometheus metrics, structured access logs and the request body limit, as ASGI middleware."""
+"""Prometheus metrics and structured access logs, as ASGI middleware."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from api.errors import error_response
 
 access_log = logging.getLogger("findling.access")
 
@@ -95,50 +93,6 @@ class ObservabilityMiddleware:
                     }
                 )
             )
-
-
-class BodyLimitMiddleware:
-    """Refuses request bodies over ``limit`` bytes with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413,
-            "payload_too_large",
-            f"the request body is larger than {self.limit} bytes",
-            "send less at once (FINDLING_MAX_BODY_BYTES)",
-        )
-        await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def observe_index(metrics: Metrics, sizes: dict[str, Any]) -> None:

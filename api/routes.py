@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from api.errors import ERROR_RESPONSES, READY_RESPONSES, WRITE_RESPONSES, error_response
 from api.observability import observe_index
+from api.routing import BodyRules, OpenRoute, ReadRoute, WriteRoute
 from api.schemas import (
     FILTER_DESCRIPTION,
     MODE_DESCRIPTION,
@@ -27,17 +28,18 @@ from api.schemas import (
     SearchResponse,
     WriteResult,
 )
-from api.security import require_read, require_write
 from indexer.catalog import Catalog
-from indexer.defaults import Mode
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
 from indexer.documents import Document, make_document
 from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
 from indexer.service import BuildSummary, SearchService
+from indexer.settings import Settings
 
-router = APIRouter()
-reads = APIRouter(dependencies=[Depends(require_read)], responses=ERROR_RESPONSES)
-writes = APIRouter(dependencies=[Depends(require_write)], responses=WRITE_RESPONSES)
+# the route class checks the caller's key before the body is read (see api.routing)
+router = APIRouter(route_class=OpenRoute)
+reads = APIRouter(route_class=ReadRoute, responses=ERROR_RESPONSES)
+writes = APIRouter(route_class=WriteRoute, responses=WRITE_RESPONSES)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the search page; mounted at /static
 # the page loads nothing from elsewhere; the policy also stops injected markup from running
@@ -46,6 +48,28 @@ PAGE_HEADERS = {
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "Cache-Control": "no-cache",
 }
+
+
+# JSON may write any character as \\uXXXX: a body of N characters is at most 6N bytes
+JSON_BYTES_PER_CHAR = 6
+
+
+def body_rules(settings: Settings) -> BodyRules:
+    """The largest body each route takes: what its largest valid request needs, so that a
+    list or a filter map is never parsed far past what the settings allow."""
+    filters = MAX_FILTERS * 2 * MAX_FILTER_CHARS * JSON_BYTES_PER_CHAR
+    query = JSON_BYTES_PER_CHAR * settings.max_query_chars + filters + 1024
+    embedding_input = JSON_BYTES_PER_CHAR * settings.max_embedding_chars + 16
+    return BodyRules(
+        max_body_bytes=settings.max_body_bytes,
+        limits={
+            "/search": query,
+            "/search/batch": settings.max_batch * query,
+            "/v1/embeddings": settings.max_batch * embedding_input + 1024,
+        },
+        lists={"/search/batch": "queries", "/v1/embeddings": "input", "/documents": "documents"},
+        max_items=settings.max_batch,
+    )
 
 
 def get_service(
@@ -86,7 +110,7 @@ def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
 def info(service: Service) -> dict[str, Any]:
     """The collection's manifest (format, model, dimension, recipe, counts, segments) and its
     first 1,000 sources."""
-    return {**service.info().to_json(), "sources": service.sources()}
+    return {**service.info().to_json(), "sources": [s.to_json() for s in service.sources()]}
 
 
 @reads.get("/collections", response_model=list[CollectionInfo], tags=["index"])
@@ -109,14 +133,9 @@ def collections(request: Request) -> list[CollectionInfo]:
 
 
 @reads.post("/search/batch", response_model=BatchSearchResponse, tags=["search"])
-def search_batch(request: Request, service: Service, body: BatchSearchRequest) -> dict[str, Any]:
+def search_batch(service: Service, body: BatchSearchRequest) -> dict[str, Any]:
     """Several searches in one call, answered in order (at most FINDLING_MAX_BATCH)."""
-    limit = request.app.state.settings.max_batch
-    if len(body.queries) > limit:
-        raise InvalidRequestError(
-            f"{len(body.queries)} queries in one batch, at most {limit} are allowed",
-            "split the batch",
-        )
+    # the route class has counted the queries before they were parsed (see body_rules)
     return {
         "responses": [
             service.search(q.query, q.k, q.mode, q.filters).to_json() for q in body.queries
@@ -132,11 +151,19 @@ def embeddings(request: Request, service: Service, body: EmbeddingsRequest) -> d
     """
     texts = [body.input] if isinstance(body.input, str) else body.input
     settings = request.app.state.settings
-    if not texts or len(texts) > settings.max_batch:
-        raise InvalidRequestError(f"give 1 to {settings.max_batch} inputs")
-    if any(len(t) > settings.max_document_chars for t in texts):
+    if not texts:
+        raise InvalidRequestError("no input to embed", "send a text or a list of texts")
+    if body.model is not None and body.model != service.embedder.name:
+        raise InvalidRequestError(
+            f"this server embeds with {service.embedder.name!r}, not {body.model[:100]!r}",
+            f"leave out model, or send {service.embedder.name!r}",
+        )
+    limit = settings.max_embedding_chars
+    if any(len(t) > limit for t in texts):
         raise PayloadTooLargeError(
-            f"an input is longer than {settings.max_document_chars} characters"
+            f"an input is longer than {limit} characters",
+            "send shorter inputs: the model reads 512 tokens at most "
+            "(FINDLING_MAX_EMBEDDING_CHARS)",
         )
     vectors = service.embed(texts, body.input_type)
     tokens = sum(len(t.split()) for t in texts)  # whitespace words: an estimate, no tokenizer
@@ -165,10 +192,6 @@ def put_document(
 @writes.post("/documents", response_model=WriteResult, tags=["documents"])
 def post_documents(request: Request, service: Service, body: DocumentsRequest) -> dict[str, Any]:
     """Add or replace several documents at once, as one new index generation."""
-    if len(body.documents) > request.app.state.settings.max_batch:
-        raise InvalidRequestError(
-            f"at most {request.app.state.settings.max_batch} documents per request"
-        )
     documents = [_document(request, d.id, d) for d in body.documents]
     return _write_result(service.upsert(documents))
 
@@ -222,7 +245,7 @@ def ready(request: Request) -> Ready | JSONResponse:
     return Ready(status="ready")
 
 
-@router.get(
+@reads.get(
     "/metrics",
     tags=["operations"],
     response_class=PlainTextResponse,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-from indexer.defaults import Mode
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
+from indexer.documents import LANGUAGE_TAG
 from indexer.schemas import SearchHit
 
 MODE_DESCRIPTION = (
@@ -17,8 +18,21 @@ MODE_DESCRIPTION = (
 
 FILTER_DESCRIPTION = (
     "Filters as key=value (all must hold): lang/language (sentence language, e.g. de), source "
-    "(glob over the source path), title, or any metadata field of JSONL documents."
+    "(glob over the source path), title, or any metadata field of JSONL documents. At most "
+    f"{MAX_FILTERS} filters of at most {MAX_FILTER_CHARS} characters each side."
 )
+
+
+def _few_filters(value: Any) -> Any:
+    # counted before the values are validated: a map of a million bad values would otherwise
+    # produce a million validation errors
+    if isinstance(value, dict) and len(value) > MAX_FILTERS:
+        raise ValueError(f"at most {MAX_FILTERS} filters are allowed")
+    return value
+
+
+FilterText = Annotated[str, Field(max_length=MAX_FILTER_CHARS)]
+Filters = Annotated[dict[FilterText, FilterText], BeforeValidator(_few_filters)]
 
 
 class SearchRequest(BaseModel):
@@ -31,7 +45,7 @@ class SearchRequest(BaseModel):
         default=None, ge=1, description="How many passages to return (default 5, at most max_k)."
     )
     mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
-    filters: dict[str, str] | None = Field(
+    filters: Filters | None = Field(
         default=None, description=FILTER_DESCRIPTION, examples=[{"lang": "de"}]
     )
 
@@ -84,7 +98,9 @@ class DocumentIn(BaseModel):
     )
     title: str = Field(default="", description="Optional title.")
     language: str | None = Field(
-        default=None, description="ISO 639-1 code; detected when not given."
+        default=None,
+        pattern=LANGUAGE_TAG,
+        description="ISO 639-1 code such as de or en (en-GB is kept as en); detected if not given.",
     )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
@@ -114,8 +130,16 @@ class WriteResult(BaseModel):
 
 
 class EmbeddingsRequest(BaseModel):
-    input: str | list[str] = Field(description="Text or texts to embed.")
-    model: str | None = Field(default=None, description="Ignored beyond a check: the loaded model.")
+    input: str | list[str] = Field(
+        description=(
+            "Text or texts to embed (at most FINDLING_MAX_BATCH texts of at most "
+            "FINDLING_MAX_EMBEDDING_CHARS characters)."
+        )
+    )
+    model: str | None = Field(
+        default=None,
+        description="The loaded model's name (see GET /info), or left out; any other is refused.",
+    )
     encoding_format: Literal["float"] = Field(default="float", description="Only 'float'.")
     input_type: Literal["query", "passage"] = Field(
         default="passage",

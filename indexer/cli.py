@@ -227,7 +227,7 @@ def info_command(
     service = create_service(settings)
     manifest = service.info()
     if as_json:
-        data = {**manifest.to_json(), "sources": service.sources()}
+        data = {**manifest.to_json(), "sources": [s.to_json() for s in service.sources()]}
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     out.print(
@@ -241,7 +241,9 @@ def info_command(
     out.print(f"vectors:    {escape(manifest.vectors)}; search: {manifest.vector_index}")
     out.print(f"segments:   {len(manifest.segments)}")
     for source in service.sources():
-        out.print(f"  {escape(source['path'])}")
+        out.print(
+            f"  {escape(source.path)}  [dim]{source.language}, {source.sentences} sentences[/]"
+        )
 
 
 @app.command("optimize")
@@ -333,15 +335,15 @@ def serve_command(
 
     import uvicorn
 
+    from indexer.serving import uvicorn_options
+
     settings = _settings(index_dir, collection)
     host, port = host or settings.host, settings.port if port is None else port
+    _check_exposure(host, settings)
     workers = workers or settings.workers
     shown = f"[{host}]" if ":" in host else host
     err.print(f"findling: search page http://{shown}:{port}/  API docs http://{shown}:{port}/docs")
-    logging.getLogger("findling.access").setLevel(logging.INFO)
-    # our access log is structured (one JSON line a request); uvicorn's would double it
-    options: dict[str, Any] = {"host": host, "port": port, "access_log": False}
-    options["timeout_graceful_shutdown"] = 30  # in-flight requests finish on SIGTERM
+    options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options()}
     if workers > 1:
         # worker processes build their own app from the environment: hand the options down
         os.environ["FINDLING_INDEX_DIR"] = str(settings.index_dir)
@@ -351,6 +353,19 @@ def serve_command(
     from api.app import create_app
 
     uvicorn.run(create_app(settings), **options)
+
+
+def _check_exposure(host: str, settings: Settings) -> None:
+    """Serve other machines only once the user has said by which names they call."""
+    from indexer.access import is_loopback
+
+    if not is_loopback(host) and "allowed_hosts" not in settings.model_fields_set:
+        raise typer.BadParameter(
+            f"{host} can be reached from other machines: list the host names they call it by "
+            'in FINDLING_ALLOWED_HOSTS (a JSON list, e.g. \'["search.example", '
+            '"192.168.1.20"]\', or \'["*"]\' for any name)',
+            param_hint="--host",
+        )
 
 
 @app.command("mcp")
@@ -374,6 +389,7 @@ def mcp_command(
     settings = _settings(index_dir, collection)
     host, port = host or settings.host, settings.port if port is None else port
     if transport == "streamable-http":
+        _check_exposure(host, settings)
         shown = f"[{host}]" if ":" in host else host
         err.print(f"findling: MCP endpoint http://{shown}:{port}/mcp")
     run_mcp_server(settings, transport, host, port)

@@ -52,6 +52,18 @@ RECIPE: RecipeKind = "paragraph"
 RECIPE_WINDOW = 1  # neighbours either side when the recipe is "window"
 PIECE_CHARS = 1200  # a longer paragraph is cut, between sentences, into pieces up to this
 
+# -- serving over HTTP: the Host names answered by default (DNS rebinding), any port
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+# -- what untrusted input may hold (HTTP bodies, MCP tool calls, JSONL records)
+MAX_FILTERS = 16  # filters in one search
+# a source filter is a glob compiled into a regular expression for every search: keep it short
+MAX_FILTER_CHARS = 200
+MAX_METADATA_DEPTH = 32  # nesting of a document's metadata (JSON parsing stops at 200 anyway)
+# /v1/embeddings: the longest input. The default model reads 512 tokens and its longest token
+# is 16 characters, so no input past 512 x 16 characters can change a vector.
+MAX_EMBEDDING_CHARS = 8192
+
 # -- showing a hit: the paragraph around it, or a window of sentences when it is long
 SNIPPET_MAX_CHARS = 1200
 SNIPPET_WINDOW = 2

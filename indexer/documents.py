@@ -15,8 +15,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from indexer.defaults import MAX_FILE_MB
-from indexer.errors import SourceNotFoundError
+from indexer.defaults import MAX_FILE_MB, MAX_METADATA_DEPTH
+from indexer.errors import InvalidRequestError, SourceNotFoundError
 from indexer.formats import SUFFIXES, Extracted, FormatError, extract
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ PARAGRAPH_SAMPLE = 300
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _LINE_BREAK = re.compile(r"\r?\n\s*")
 _MD_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
+# ISO 639-1 (or 639-3) code, optionally with region or script subtags: de, en-GB, pt_BR, zh-Hant
+LANGUAGE_TAG = r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8}){0,3}$"
+_LANGUAGE_TAG = re.compile(LANGUAGE_TAG)
 
 
 @dataclass(frozen=True)
@@ -195,12 +198,17 @@ def _document(
     if not item.text.strip():
         return Skipped(str(file) + (f"#{item.key}" if item.key else ""), "no text", doc_id)
     declared = item.metadata.get("language") or item.metadata.get("lang")
+    try:
+        check_metadata(item.metadata)
+        language = language_code(str(declared)) if declared else detect_language(item.text)
+    except InvalidRequestError as exc:
+        return Skipped(str(file) + (f"#{item.key}" if item.key else ""), exc.message, doc_id)
     return Document(
         id=doc_id,
         path=str(file) + (f"#{item.key}" if item.key else ""),
         text=item.text,
         sha256=hashlib.sha256(raw).hexdigest(),
-        language=str(declared) if declared else detect_language(item.text[:DOCUMENT_SAMPLE]),
+        language=language,
         title=item.title,
         modified=modified,
         metadata=item.metadata,
@@ -215,19 +223,72 @@ def make_document(
     language: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Document:
-    """A document handed over by a program (HTTP API, library) rather than read from a file."""
+    """A document handed over by a program (HTTP API, library) rather than read from a file.
+
+    Raises:
+        InvalidRequestError: a language that is no language code, metadata that is not JSON or
+            nested deeper than MAX_METADATA_DEPTH, or text with a lone surrogate (not Unicode).
+    """
     metadata = dict(metadata or {})
-    content = json.dumps([text, title, metadata], sort_keys=True, ensure_ascii=False)
+    check_metadata(metadata)
+    try:
+        content = json.dumps([text, title, metadata], sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        doc_id.encode()  # an id is stored as UTF-8 too
+    except UnicodeEncodeError:
+        raise InvalidRequestError(
+            f"document {doc_id[:100]!r} holds a lone surrogate, which is not Unicode text",
+            "send text as UTF-8, with surrogate pairs only in pairs",
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"the metadata of document {doc_id[:100]!r} is not JSON ({exc})",
+            "use strings, numbers, booleans, lists and objects with string keys",
+        ) from None
     return Document(
         id=doc_id,
         path=str(metadata.get("source") or doc_id),
         text=text,
-        sha256=hashlib.sha256(content.encode()).hexdigest(),
-        language=language or detect_language(text[:DOCUMENT_SAMPLE]),
+        sha256=digest,
+        language=language_code(language) if language else detect_language(text),
         title=title,
         modified=datetime.now(UTC).isoformat(timespec="seconds"),
         metadata=metadata,
     )
+
+
+def language_code(tag: str) -> str:
+    """The ISO 639 code of a language tag: ``de``, ``en-GB`` and ``pt_BR`` give de, en, pt.
+
+    Sentence languages, the ``lang`` filter and sentence splitting all use the bare code.
+    """
+    match = _LANGUAGE_TAG.fullmatch(tag)
+    if match is None:
+        raise InvalidRequestError(
+            f"{tag[:40]!r} is not a language code",
+            "give an ISO 639-1 code such as de or en (a tag such as en-GB is read as en), "
+            "or leave it out to have the language detected",
+        )
+    return match.group(1).lower()
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> None:
+    """Refuse metadata nested deeper than MAX_METADATA_DEPTH (what stores it recurses)."""
+    pending: list[tuple[Any, int]] = [(metadata, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, Mapping):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidRequestError(
+                f"metadata nested more than {MAX_METADATA_DEPTH} levels deep",
+                "flatten the metadata: filters compare top-level fields only",
+            )
+        pending.extend((child, depth + 1) for child in children)
 
 
 def paragraph_spans(text: str) -> list[tuple[int, int]]:

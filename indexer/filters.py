@@ -3,6 +3,7 @@
 A filter is ``key=value``. ``lang``/``language`` match the sentence's language, ``source`` is a
 glob over the source path (or the document id), ``title`` the document title; any other key
 matches the document's own metadata (JSONL fields, or what a program stored), compared as text.
+A search takes at most MAX_FILTERS filters of at most MAX_FILTER_CHARS characters each side.
 Document-level filters run as one SQL query per segment; the result is a mask over the
 segment's sentences, remembered per segment (segments never change).
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS
 from indexer.errors import InvalidRequestError
 from indexer.segment import Segment
 
@@ -32,6 +34,20 @@ def parse_filters(items: Iterable[str]) -> dict[str, str]:
             )
         filters[key.strip()] = value.strip()
     return filters
+
+
+def check_filters(filters: Mapping[str, str]) -> None:
+    """Refuse more than MAX_FILTERS filters, or a key or value over MAX_FILTER_CHARS."""
+    if len(filters) > MAX_FILTERS:
+        raise InvalidRequestError(
+            f"{len(filters)} filters, at most {MAX_FILTERS} are allowed", "use fewer filters"
+        )
+    for key, value in filters.items():
+        if len(key) > MAX_FILTER_CHARS or len(value) > MAX_FILTER_CHARS:
+            raise InvalidRequestError(
+                f"the filter {key[:40]!r} is longer than {MAX_FILTER_CHARS} characters",
+                "shorten the filter: a glob such as source=*.md is enough",
+            )
 
 
 def segment_filter(segment: Segment, filters: Mapping[str, str]) -> np.ndarray:

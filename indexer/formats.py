@@ -8,10 +8,11 @@ blank lines), for JSONL each record's ``text``.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import pydantic_core
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -79,14 +80,27 @@ def _pdf(raw: bytes) -> Extracted:
     return Extracted("\n\n".join(p for p in pages if p), title=title)
 
 
+def parse_json(data: str | bytes) -> Any:
+    """Untrusted JSON (an HTTP body, a JSONL line) as Python values, or a FormatError.
+
+    Stricter than :func:`json.loads`: text must be UTF-8 without lone surrogates
+    (``"\\ud800"`` cannot be stored or shown), and nesting stops at 200 levels, long before
+    Python's recursion limit.
+    """
+    try:
+        return pydantic_core.from_json(data)
+    except ValueError as exc:
+        raise FormatError(f"not JSON ({exc})") from None
+
+
 def _jsonl(text: str) -> Iterator[Extracted | FormatError]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield FormatError(f"line {number}: not JSON ({exc.msg})")
+            record = parse_json(line)
+        except FormatError as exc:
+            yield FormatError(f"line {number}: {exc}")
             continue
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             yield FormatError(f'line {number}: needs an object with a "text" string')

@@ -2,7 +2,9 @@
 
 Each tool is thin: parse, call the one :class:`~indexer.service.SearchService`, render. The
 model and the default collection load once, in the server's lifespan, so the first question is
-fast. Import this module only when serving: it imports the MCP SDK.
+fast. Over HTTP it answers as the HTTP API does: only for FINDLING_ALLOWED_HOSTS (the SDK's
+Host and Origin checks), only with the read key when FINDLING_READ_API_KEY is set, and with the
+same uvicorn limits. Import this module only when serving: it imports the MCP SDK.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from indexer.access import HostNames, check_bearer, read_keys
 from indexer.catalog import create_catalog
-from indexer.errors import FindlingError
+from indexer.errors import FindlingError, UnauthorizedError
 from indexer.manifest import Manifest
 from indexer.ranking import SCORE_DESCRIPTION
+from indexer.results import Source
 from indexer.schemas import SearchHit
 from indexer.settings import Settings
 from indexer.versions import findling_version
@@ -86,9 +94,9 @@ class IndexInfo(BaseModel):
     sources: list[str] = Field(description="Paths of the indexed documents.")
 
     @classmethod
-    def of(cls, collection: str, manifest: Manifest, sources: list[dict[str, str]]) -> IndexInfo:
+    def of(cls, collection: str, manifest: Manifest, sources: list[Source]) -> IndexInfo:
         data: dict[str, Any] = {name: getattr(manifest, name, None) for name in cls.model_fields}
-        data.update(collection=collection, sources=[s["path"] for s in sources])
+        data.update(collection=collection, sources=[s.path for s in sources])
         return cls(**data)
 
 
@@ -148,16 +156,69 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
     return server
 
 
+def transport_security(allowed_hosts: list[str]) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding checks for FINDLING_ALLOWED_HOSTS: those names, any port."""
+    hosts = HostNames(allowed_hosts)
+    if hosts.any:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = sorted(hosts.names)
+    return TransportSecuritySettings(
+        allowed_hosts=[host for name in names for host in (name, f"{name}:*")],
+        allowed_origins=[
+            f"{scheme}://{name}{port}"
+            for name in names
+            for scheme in ("http", "https")
+            for port in ("", ":*")
+        ],
+    )
+
+
+class ReadKeyMiddleware:
+    """Answers 401 to an HTTP request without one of ``keys`` as its bearer token."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                check_bearer(Headers(scope=scope).get("authorization", ""), self.keys, "tools")
+            except UnauthorizedError as exc:
+                error = {"code": exc.code, "message": exc.message, "hint": exc.hint, "details": []}
+                response = JSONResponse(
+                    {"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_mcp_http_app(settings: Settings, host: str = "127.0.0.1") -> ASGIApp:
+    """The server as a streamable-HTTP app at /mcp, checked as the HTTP API checks reads."""
+    server = create_mcp_server(settings)
+    app: ASGIApp = server.streamable_http_app(
+        transport_security=transport_security(settings.allowed_hosts), host=host
+    )
+    keys = read_keys(settings)
+    return ReadKeyMiddleware(app, keys) if keys else app
+
+
 def run_mcp_server(
     settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000
 ) -> None:
     """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
-    server = create_mcp_server(settings)
     if transport == "streamable-http":
-        server.run("streamable-http", host=host, port=port)
+        import uvicorn
+
+        from indexer.serving import uvicorn_options
+
+        app = create_mcp_http_app(settings, host)
+        uvicorn.run(app, host=host, port=port, **uvicorn_options())
     else:
+        server = create_mcp_server(settings)
         # stdout is the protocol channel: the SDK points fd 1 at stderr while serving, so a
         # stray print or a native library's output cannot corrupt a message
         server.run("stdio")

@@ -52,6 +52,20 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Source:
+    """One live document of a collection: its id, where it came from, its language, its size."""
+
+    id: str
+    path: str
+    language: str
+    sentences: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class BuildSummary:
     """What an index run did. ``documents``/``passages`` count the whole index afterwards."""
 

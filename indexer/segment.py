@@ -421,12 +421,12 @@ class Segment:
                 found[int(row)] = str(doc_id)
         return found
 
-    def catalogue(self) -> Iterator[tuple[int, str, str, str]]:
-        """(row, id, path, sha256) of every document, for planning a sync."""
-        for row, doc_id, path, sha256 in self._query(
-            "SELECT row, id, path, sha256 FROM documents ORDER BY row"
+    def catalogue(self) -> Iterator[tuple[int, str, str, str, str, int]]:
+        """(row, id, path, sha256, language, sentences) of every document."""
+        for row, doc_id, path, sha256, language, count in self._query(
+            "SELECT row, id, path, sha256, language, count FROM documents ORDER BY row"
         ):
-            yield int(row), str(doc_id), str(path), str(sha256)
+            yield int(row), str(doc_id), str(path), str(sha256), str(language), int(count)
 
     def document_text(self, row: int, start: int, end: int) -> tuple[str, str, str]:
         """A document's id, path and the characters ``start:end`` of its text."""

@@ -6,6 +6,7 @@ The CLI, the HTTP API and programs all call this; they only parse input and rend
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,7 @@ from indexer.options import SearchOptions
 from indexer.pipeline import Prepared, prepared
 from indexer.ranking import MODES, Scored, collapse, fuse
 from indexer.recipe import VectorRecipe
-from indexer.results import Answer, BuildSummary, Hit
+from indexer.results import Answer, BuildSummary, Hit, Source
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 from indexer.writer import GenerationWriter, Layout
@@ -108,7 +109,7 @@ class SearchService:
         roots = read.roots if prune else None
 
         def plan(base: Snapshot | None) -> Plan:
-            old = {} if base is None else {i: sha for i, _, sha in base.documents()}
+            old = {} if base is None else {d.id: d.sha256 for d in base.documents()}
             return plan_update(old, read.documents, protected, roots)
 
         return self._write(plan, read.skipped, rebuild=rebuild, progress=progress)
@@ -130,7 +131,7 @@ class SearchService:
         resolved = [t.resolve().as_posix() for t in targets]
 
         def plan(base: Snapshot | None) -> Plan:
-            documents = [] if base is None else [(i, p) for i, p, _ in base.documents()]
+            documents = [] if base is None else [(d.id, d.path) for d in base.documents()]
             return plan_removal(documents, lambda i, p: matches_source(i, p, resolved, pattern))
 
         return self._write(plan, [])
@@ -291,14 +292,9 @@ class SearchService:
         """The live generation's manifest (no model is loaded)."""
         return self._current().manifest
 
-    def sources(self, limit: int = 1000) -> list[dict[str, str]]:
-        """The first ``limit`` live documents: id and path."""
-        found: list[dict[str, str]] = []
-        for doc_id, path, _ in self._current().documents():
-            if len(found) == limit:
-                break
-            found.append({"id": doc_id, "path": path})
-        return found
+    def sources(self, limit: int = 1000) -> list[Source]:
+        """The first ``limit`` live documents."""
+        return list(itertools.islice(self._current().documents(), limit))
 
     def verify(self) -> list[str]:
         """Re-read every file of the live generation against the checksum recorded when it was

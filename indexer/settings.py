@@ -140,12 +140,24 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the HTTP API from a browser (JSON list).",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(defaults.LOOPBACK_HOSTS),
+        description=(
+            "Host names the HTTP API and the MCP server answer for, any port (JSON list); "
+            "['*'] answers any. Other Host headers get 421, which stops DNS rebinding."
+        ),
+    )
     max_batch: int = Field(default=32, ge=1, description="Most queries in one batch search.")
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
     )
     max_document_chars: int = Field(
         default=1_000_000, ge=1, description="Longest document text accepted over HTTP."
+    )
+    max_embedding_chars: int = Field(
+        default=defaults.MAX_EMBEDDING_CHARS,
+        ge=1,
+        description="Longest input to POST /v1/embeddings (the model reads 512 tokens at most).",
     )
     workers: int = Field(default=1, ge=1, description="Server worker processes (`findling serve`).")
     host: str = Field(default="127.0.0.1", description="Address `findling serve` binds to.")

@@ -16,13 +16,13 @@ import numpy as np
 
 from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW
 from indexer.errors import IndexCorruptError
-from indexer.filters import segment_filter
+from indexer.filters import check_filters, segment_filter
 from indexer.generations import current_manifest
 from indexer.lexical import LexicalScores, bm25
 from indexer.manifest import Manifest, SegmentEntry
 from indexer.ranking import Scored
 from indexer.recipe import VectorRecipe
-from indexer.results import Hit
+from indexer.results import Hit, Source
 from indexer.segment import Segment
 
 # a candidate sentence is addressed as part << ROW_BITS | row (part: the segment's position)
@@ -192,6 +192,7 @@ class Snapshot:
 
     def allowed(self, filters: Mapping[str, str]) -> list[np.ndarray]:
         """Per part, the live sentences that pass every ``key: value`` filter (see filters.py)."""
+        check_filters(filters)
         return [part.live & segment_filter(part.segment, filters) for part in self.parts]
 
     # -- documents -----------------------------------------------------------------------------
@@ -205,12 +206,12 @@ class Snapshot:
                     found[doc_id] = Located(i, row, sha256)
         return found
 
-    def documents(self) -> Iterator[tuple[str, str, str]]:
-        """(id, path, sha256) of every live document."""
+    def documents(self) -> Iterator[Source]:
+        """Every live document, segment by segment."""
         for part in self.parts:
-            for row, doc_id, path, sha256 in part.segment.catalogue():
+            for row, doc_id, path, sha256, language, count in part.segment.catalogue():
                 if not part.deleted[row]:
-                    yield doc_id, path, sha256
+                    yield Source(doc_id, path, language, count, sha256)
 
     def hit(self, address: int, rank: int, scored: Scored) -> Hit:
         """A result as people and programs see it: the sentence, the text around it, where

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp
 
 from indexer.documents import Document, Sentence
 from indexer.snapshot import SegmentCache, Snapshot
@@ -59,6 +61,12 @@ def assert_error(response: Response, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
+
+
+def api_client(app: ASGIApp, **options: Any) -> TestClient:
+    """A TestClient that calls ``app`` by a loopback name, as the Host check requires
+    (TestClient's own default, ``testserver``, is not served)."""
+    return TestClient(app, base_url="http://localhost", **options)
 
 
 def modules_loaded_by_cli(runs: Sequence[list[str]], modules: Sequence[str]) -> list[str]:

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from indexer.catalog import Catalog
 from indexer.service import SearchService
-from tests.helpers import assert_error
+from tests.helpers import api_client, assert_error
 
 
 @pytest.fixture
 def client(built: SearchService, catalog: Catalog) -> Iterator[TestClient]:
-    with TestClient(create_app(catalog=catalog)) as test_client:
+    with api_client(create_app(catalog=catalog)) as test_client:
         yield test_client
 
 
@@ -85,7 +85,7 @@ def test_health_info_and_docs(client: TestClient) -> None:
 
 
 def test_without_index_the_server_runs_and_explains(catalog: Catalog) -> None:
-    with TestClient(create_app(catalog=catalog)) as client:
+    with api_client(create_app(catalog=catalog)) as client:
         assert client.get("/health").status_code == 200
         error = assert_error(client.get("/search", params={"q": "Rhein"}), 404, "index_not_found")
         assert "findling index" in str(error["hint"])
@@ -100,7 +100,7 @@ def test_unexpected_errors_keep_the_shape(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(catalog.service("default"), "search", boom)
-    with TestClient(create_app(catalog=catalog), raise_server_exceptions=False) as client:
+    with api_client(create_app(catalog=catalog), raise_server_exceptions=False) as client:
         error = assert_error(client.get("/search", params={"q": "x"}), 500, "internal_error")
         assert "boom" not in str(error)
 

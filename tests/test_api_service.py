@@ -13,13 +13,13 @@ from api.app import create_app
 from indexer.catalog import Catalog
 from indexer.service import SearchService
 from indexer.settings import Settings
-from tests.helpers import assert_error
+from tests.helpers import api_client, assert_error
 
 WRITE_KEY, READ_KEY = "write-secret-123", "read-secret-456"
 
 
 def _client(catalog: Catalog, **settings: object) -> TestClient:
-    return TestClient(create_app(Settings(model="hashing", **settings), catalog=catalog))  # type: ignore[arg-type]
+    return api_client(create_app(Settings(model="hashing", **settings), catalog=catalog))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -148,7 +148,9 @@ def test_batch_search(writable: TestClient) -> None:
 
 
 def test_openai_compatible_embeddings(writable: TestClient, built: SearchService) -> None:
-    body = writable.post("/v1/embeddings", json={"input": ["Rhein", "Elbe"], "model": "x"}).json()
+    body = writable.post(
+        "/v1/embeddings", json={"input": ["Rhein", "Elbe"], "model": "hashing-256"}
+    ).json()
     assert body["object"] == "list" and body["model"] == "hashing-256"
     assert [d["index"] for d in body["data"]] == [0, 1]
     vector = np.array(body["data"][0]["embedding"])

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.routes import STATIC_DIR
 from indexer.settings import Settings
-from tests.helpers import FINDLING, ROOT, SEEDS, assert_error, running_server
+from tests.helpers import FINDLING, ROOT, SEEDS, api_client, assert_error, running_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -60,7 +60,7 @@ MARKUP_QUESTION = "Which hostile markup did the wiki page quote?"
 @pytest.fixture
 def client(hashing_env: Settings) -> Iterator[TestClient]:
     """The app without an index: the page and its assets need none."""
-    with TestClient(create_app(hashing_env)) as test_client:
+    with api_client(create_app(hashing_env)) as test_client:
         yield test_client
 
 

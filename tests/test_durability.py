@@ -112,7 +112,8 @@ def test_sigkill_during_merges_never_breaks_the_collection(tmp_path: Path) -> No
     subprocess.run([FINDLING, "index", str(corpus)], env=_env(index_root), check=True)
     rng = random.Random(20261203)
     files = sorted(corpus.glob("doc*.txt"))
-    outcomes, durations = [], []
+    outcomes: list[str] = []
+    durations: list[float] = []
     for run in range(20):
         version = "AB"[(run + 1) % 2]
         for file in rng.sample(files, 3):  # each a commit of its own: a segment and a deletion

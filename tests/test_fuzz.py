@@ -30,7 +30,9 @@ def _app() -> object:
     embedder = HashingEmbedder(256)
     catalog = Catalog(root / "index", embedder)
     catalog.service("default").build([root / "docs"])
-    app = create_app(Settings(model="hashing", api_key=KEY, max_batch=8), catalog=catalog)  # type: ignore[arg-type]
+    # schemathesis calls the app by the name testserver
+    settings = Settings(model="hashing", api_key=KEY, max_batch=8, allowed_hosts=["testserver"])  # type: ignore[arg-type]
+    app = create_app(settings, catalog=catalog)
     return app
 
 

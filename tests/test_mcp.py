@@ -11,9 +11,10 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from starlette.testclient import TestClient
 
 from indexer.catalog import create_service
-from indexer.mcp_server import create_mcp_server
+from indexer.mcp_server import create_mcp_http_app, create_mcp_server
 from indexer.ranking import SCORE_DESCRIPTION
 from indexer.schemas import SearchHit
 from indexer.service import SearchService
@@ -141,3 +142,52 @@ def test_findling_mcp_over_stdio(tmp_path: Path) -> None:
     finally:
         print(errlog.read_text(encoding="utf-8"), file=sys.stderr)
     assert "Traceback" not in errlog.read_text(encoding="utf-8")
+
+
+# -- over HTTP: the Host check and the read key, as the HTTP API has them ------------------------
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _post_initialize(settings: Settings, base_url: str, headers: dict[str, str]) -> Any:
+    with TestClient(create_mcp_http_app(settings), base_url=base_url) as client:
+        return client.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+
+
+@pytest.mark.parametrize(
+    ("base_url", "headers", "status"),
+    [
+        ("http://localhost:8000", {}, 200),
+        ("http://[::1]:8000", {}, 200),
+        ("http://evil.example", {}, 421),  # DNS rebinding: a name that resolves to 127.0.0.1
+        ("http://localhost", {"Origin": "http://evil.example"}, 403),
+    ],
+)
+def test_mcp_over_http_answers_allowed_hosts_only(
+    hashing_env: Settings, base_url: str, headers: dict[str, str], status: int
+) -> None:
+    assert _post_initialize(hashing_env, base_url, headers).status_code == status
+
+
+def test_mcp_over_http_needs_the_read_key_when_set(hashing_env: Settings) -> None:
+    settings = Settings(read_api_key="r-key", api_key="w-key")  # type: ignore[arg-type]
+    refused = _post_initialize(settings, "http://localhost", {})
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert refused.json()["error"]["code"] == "unauthorized"
+    wrong = _post_initialize(settings, "http://localhost", {"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    for key in ("r-key", "w-key"):
+        answer = _post_initialize(settings, "http://localhost", {"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200 and '"serverInfo"' in answer.text
+    anyone = Settings(allowed_hosts=["*"])
+    assert _post_initialize(anyone, "http://evil.example", {}).status_code == 200

@@ -36,7 +36,7 @@ def test_build_summary_and_manifest(built: SearchService) -> None:
     assert [(s.sentences, s.documents, s.vector_index) for s in manifest.segments] == [
         (9, 2, "flat")
     ]
-    assert {Path(s["id"]).name for s in built.sources()} == {"rhein.txt", "cooking.md"}
+    assert {Path(s.id).name for s in built.sources()} == {"rhein.txt", "cooking.md"}
     assert manifest.vectors.startswith("mean(")
     segment = built.index_dir / manifest.segments[0].name
     info = json.loads((segment / "segment.json").read_text(encoding="utf-8"))
