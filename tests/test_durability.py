@@ -115,11 +115,15 @@ def test_sigkill_during_merges_never_breaks_the_collection(tmp_path: Path) -> No
     outcomes: list[str] = []
     durations: list[float] = []
     for run in range(20):
-        version = "AB"[(run + 1) % 2]
-        for file in rng.sample(files, 3):  # each a commit of its own: a segment and a deletion
+        version = "BCDEFGHIJKLMNOPQRSTUV"[run]  # every run changes the files it picks
+        # each a commit of its own: a segment and a deletion (the tenth small segment of a
+        # tier is merged right away, so add until there is more than one)
+        for file in rng.sample(files, 6):
             _write_corpus_file(file, version)
             subprocess.run([FINDLING, "add", str(file)], env=_env(index_root), check=True)
-        assert _segments(index_dir) > 1
+            if _segments(index_dir) > 2:
+                break
+        assert _segments(index_dir) > 2, f"run {run}: {_segments(index_dir)} segment(s)"
         expected = _texts(index_dir)
         before = current_name(index_dir)
         started = time.perf_counter()
