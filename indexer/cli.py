@@ -93,7 +93,8 @@ def index_command(
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Index .txt, .md, .html, .pdf and .jsonl files: adds new, re-embeds changed, drops gone."""
+    """Index .txt, .md, .html, .pdf, .docx, .odt, .epub and .jsonl files: adds new, re-embeds
+    changed, drops gone."""
     _update(paths or [Path("seeds")], prune, rebuild, collection, index_dir, as_json)
 
 
@@ -161,7 +162,9 @@ def remove_command(
 
 def _report(summary: BuildSummary, as_json: bool) -> None:
     for skipped in summary.skipped:
-        err.print(f"[yellow]warning:[/] skipped {escape(skipped.path)}: {escape(skipped.reason)}")
+        # one line per file, however long, so that scripts can count and grep them
+        message = f"[yellow]warning:[/] skipped {escape(skipped.path)}: {escape(skipped.reason)}"
+        err.print(message, soft_wrap=True)
     if as_json:
         print(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
         return
