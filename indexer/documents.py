@@ -25,6 +25,9 @@ DEFAULT_MAX_BYTES = int(MAX_FILE_MB * 1024 * 1024)
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _LINE_BREAK = re.compile(r"\r?\n\s*")
 _MD_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
+# what every findling collection folder holds (generations.py): an index kept inside the folder
+# it indexes (`findling index .` beside ./index/) must not read its own files as documents
+INDEX_MARKERS = ("CURRENT", ".lock")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ def _walk(root: Path) -> Iterator[Path | Skipped]:
         kept = []
         for name in sorted(subfolders):
             if name.startswith("."):  # .git, .venv and friends are not documents
+                continue
+            if all(Path(folder, name, marker).is_file() for marker in INDEX_MARKERS):
                 continue
             problem = _link_problem(Path(folder, name), real_root, visited)
             if isinstance(problem, Skipped):

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from indexer.cli import app
 from indexer.documents import read_documents
+from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
 from indexer.settings import Settings
 from tests.makers import write_pdf
@@ -49,6 +50,18 @@ def test_every_bad_input_is_skipped_with_a_reason(messy: Path) -> None:
     assert "outside the indexed folder" in reasons["outside.txt"]
     assert "broken symbolic link" in reasons["dangling.md"]
     assert len(result.skipped) == 8
+
+
+def test_an_index_inside_the_indexed_folder_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`findling index .` where ./index/ is: the index's own files are not documents."""
+    (tmp_path / "good.txt").write_text(GOOD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    service = SearchService(Path("index", "default"), HashingEmbedder(64))
+    assert service.build([Path(".")]).documents == 1
+    again = service.build([Path(".")])
+    assert (again.documents, again.unchanged, again.skipped) == (1, 1, [])
 
 
 def test_unreadable_file_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
