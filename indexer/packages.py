@@ -53,9 +53,9 @@ def _docx_blocks(items: Iterable[Paragraph | Table]) -> Iterator[Block]:
 
     for item in items:
         if isinstance(item, Paragraph):
-            style = item.style.name if item.style is not None else ""
-            if not (style or "").lower().startswith("toc"):
-                yield item.text, style == "Title" or (style or "").startswith("Heading")
+            style = (item.style.name if item.style is not None else None) or ""
+            if not style.lower().startswith("toc"):  # a table of contents repeats the headings
+                yield item.text, style == "Title" or style.startswith("Heading")
             continue
         for row in item.rows:
             seen: set[int] = set()
