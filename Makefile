@@ -10,7 +10,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build first: a bare torch requirement would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# the framework extras too, so that their retrievers are type-checked and tested
+	$(BIN)/python -m pip install -q -e ".[dev,langchain,llamaindex]"
 	touch $@
 
 install: $(BIN)/.installed

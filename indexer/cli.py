@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -18,7 +19,7 @@ from indexer.errors import FindlingError
 from indexer.settings import Settings
 
 if TYPE_CHECKING:
-    from indexer.service import Answer, BuildSummary
+    from indexer.service import Answer, BuildSummary, SearchService
 
 app = typer.Typer(
     name="findling",
@@ -56,15 +57,19 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FindlingError as exc:
-            err.print(f"[bold red]error:[/] {escape(exc.message)}")
-            if exc.hint:
-                err.print(f"[yellow]hint:[/] {escape(exc.hint)}")
+            _print_error(exc)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted: the index was left as it was before this run")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(exc: FindlingError) -> None:
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"[yellow]hint:[/] {escape(exc.hint)}")
 
 
 def _settings(index_dir: Path | None = None, collection: str | None = None) -> Settings:
@@ -89,12 +94,25 @@ def index_command(
         bool,
         typer.Option("--rebuild", help="Start from an empty index (e.g. after a model change)."),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep running and update the collection whenever files below PATHS appear, "
+            "change or disappear (Ctrl-C stops).",
+        ),
+    ] = False,
     collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Index .txt, .md, .html, .pdf and .jsonl files: adds new, re-embeds changed, drops gone."""
-    _update(paths or [Path("seeds")], prune, rebuild, collection, index_dir, as_json)
+    """Index .txt, .md, .html, .pdf, .docx, .odt, .epub and .jsonl files: adds new, re-embeds
+    changed, drops gone."""
+    paths = paths or [Path("seeds")]
+    if watch:
+        _watch(paths, prune, rebuild, collection, index_dir, as_json)
+    else:
+        _update(paths, prune, rebuild, collection, index_dir, as_json)
 
 
 @app.command("add")
@@ -117,24 +135,67 @@ def _update(
     index_dir: Path | None,
     as_json: bool,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from indexer.catalog import create_service
     from indexer.documents import check_paths
 
     check_paths(paths)
-    settings = _settings(index_dir, collection)
-    service = create_service(settings)
+    service = create_service(_settings(index_dir, collection))
+    _report(_build(service, paths, prune, rebuild, as_json), as_json)
+
+
+def _build(
+    service: SearchService, paths: list[Path], prune: bool, rebuild: bool, as_json: bool
+) -> BuildSummary:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, disable=as_json, transient=True) as bar:
         task = bar.add_task("indexing documents", total=None)
-        summary = service.build(
+        return service.build(
             paths,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             prune=prune,
             rebuild=rebuild,
         )
-    _report(summary, as_json)
+
+
+def _watch(
+    paths: list[Path],
+    prune: bool,
+    rebuild: bool,
+    collection: str | None,
+    index_dir: Path | None,
+    as_json: bool,
+) -> None:
+    from indexer.catalog import create_service
+    from indexer.documents import check_paths
+    from indexer.errors import SourceNotFoundError
+    from indexer.watching import watch
+
+    check_paths(paths)
+    settings = _settings(index_dir, collection)
+    service = create_service(settings)
+
+    def catch_up() -> None:
+        try:
+            _report(_build(service, paths, prune, rebuild, as_json), as_json, one_line=as_json)
+        except SourceNotFoundError as exc:
+            err.print(f"[yellow]note:[/] {escape(exc.message)} yet", soft_wrap=True)
+        names = ", ".join(str(p) for p in paths)
+        err.print(f"watching {escape(names)} for changes (Ctrl-C stops)", soft_wrap=True)
+
+    try:
+        watch(
+            service,
+            paths,
+            prune=prune,
+            on_update=lambda summary: _report(summary, as_json, one_line=True),
+            on_error=_print_error,
+            catch_up=catch_up,
+            ignore=[settings.index_dir],
+        )
+    except KeyboardInterrupt:
+        err.print("stopped watching; every update before this was committed")
 
 
 @app.command("remove")
@@ -159,11 +220,23 @@ def remove_command(
     _report(summary, as_json)
 
 
-def _report(summary: BuildSummary, as_json: bool) -> None:
+def _report(summary: BuildSummary, as_json: bool, one_line: bool = False) -> None:
+    """The summary of an update; ``one_line`` for each update of a watch (JSON Lines)."""
     for skipped in summary.skipped:
-        err.print(f"[yellow]warning:[/] skipped {escape(skipped.path)}: {escape(skipped.reason)}")
+        # one line per file, however long, so that scripts can count and grep them
+        message = f"[yellow]warning:[/] skipped {escape(skipped.path)}: {escape(skipped.reason)}"
+        err.print(message, soft_wrap=True)
     if as_json:
-        print(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
+        indent = None if one_line else 2
+        print(json.dumps(summary.to_json(), ensure_ascii=False, indent=indent), flush=True)
+        return
+    if one_line:
+        out.print(
+            f"{time.strftime('%H:%M:%S')} added {summary.added}, updated {summary.updated}, "
+            f"removed {summary.removed}; index holds {summary.documents} document(s), "
+            f"{summary.passages} sentences",
+            soft_wrap=True,
+        )
         return
     out.print(
         f"index holds [bold]{summary.documents}[/] document(s), [bold]{summary.passages}[/] "

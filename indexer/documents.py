@@ -33,6 +33,9 @@ _MD_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
 # ISO 639-1 (or 639-3) code, optionally with region or script subtags: de, en-GB, pt_BR, zh-Hant
 LANGUAGE_TAG = r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8}){0,3}$"
 _LANGUAGE_TAG = re.compile(LANGUAGE_TAG)
+# what every findling collection folder holds (generations.py): an index kept inside the folder
+# it indexes (`findling index .` beside ./index/) must not read its own files as documents
+INDEX_MARKERS = ("CURRENT", ".lock")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def _walk(root: Path) -> Iterator[Path | Skipped]:
         kept = []
         for name in sorted(subfolders):
             if name.startswith("."):  # .git, .venv and friends are not documents
+                continue
+            if all(Path(folder, name, marker).is_file() for marker in INDEX_MARKERS):
                 continue
             problem = _link_problem(Path(folder, name), real_root, visited)
             if isinstance(problem, Skipped):

@@ -1,14 +1,16 @@
-"""Turning file contents into text: plain text and Markdown, HTML, PDF and JSONL records.
+"""Turning file contents into text: plain text and Markdown, HTML, PDF, Word, OpenDocument,
+EPUB and JSONL records.
 
 Offsets in findling count characters of the text these functions return: for .txt/.md that is
 the file itself, for HTML the extracted main text, for PDF the text layer (pages separated by
-blank lines), for JSONL each record's ``text``.
+blank lines), for .docx/.odt/.epub their paragraphs and headings separated by blank lines (see
+:mod:`indexer.packages`), for JSONL each record's ``text``.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,18 @@ TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 PDF_SUFFIXES = frozenset({".pdf"})
 JSONL_SUFFIXES = frozenset({".jsonl"})
-SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | JSONL_SUFFIXES
+DOCX_SUFFIXES = frozenset({".docx"})
+ODT_SUFFIXES = frozenset({".odt"})
+EPUB_SUFFIXES = frozenset({".epub"})
+SUFFIXES = (
+    TEXT_SUFFIXES
+    | HTML_SUFFIXES
+    | PDF_SUFFIXES
+    | JSONL_SUFFIXES
+    | DOCX_SUFFIXES
+    | ODT_SUFFIXES
+    | EPUB_SUFFIXES
+)
 
 
 class FormatError(ValueError):
@@ -38,7 +51,17 @@ class Extracted:
 def extract(raw: bytes, suffix: str) -> Iterator[Extracted | FormatError]:
     """The texts in a file's bytes; a bad JSONL line yields a FormatError and the rest goes on."""
     if suffix in PDF_SUFFIXES:
-        yield _pdf(raw)
+        yield _parsed("PDF", _pdf, raw)
+    elif suffix in DOCX_SUFFIXES | ODT_SUFFIXES | EPUB_SUFFIXES:
+        from indexer.packages import read_docx, read_epub, read_odt
+
+        if suffix in DOCX_SUFFIXES:
+            kind, read = "Word document", read_docx
+        elif suffix in ODT_SUFFIXES:
+            kind, read = "OpenDocument text", read_odt
+        else:
+            kind, read = "EPUB", read_epub
+        yield _parsed(kind, lambda data: _titled(*read(data)), raw)
     elif suffix in HTML_SUFFIXES:
         yield _html(_decode(raw))
     elif suffix in JSONL_SUFFIXES:
@@ -67,16 +90,39 @@ def _html(markup: str) -> Extracted:
     return Extracted(text or "", title=title)
 
 
-def _pdf(raw: bytes) -> Extracted:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def _titled(text: str, title: str) -> Extracted:
+    return Extracted(text, title=title)
 
+
+def _parsed(kind: str, parse: Callable[[bytes], Extracted], raw: bytes) -> Extracted:
+    """``parse(raw)``, with any failure of the parser turned into a :class:`FormatError`."""
     try:
-        reader = PdfReader(io.BytesIO(raw))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        title = str(reader.metadata.title or "") if reader.metadata else ""
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"not a readable PDF ({exc})") from None
+        return parse(raw)
+    except FormatError:
+        raise
+    except Exception as exc:
+        # a damaged file can make a parser fail in any way (zlib, XML, its own checks, a bug
+        # it trips over); one bad file must never stop a run
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # no quotes
+        reason = str(detail) or type(exc).__name__
+        raise FormatError(f"not a readable {kind} ({reason})") from None
+
+
+def _pdf(raw: bytes) -> Extracted:
+    import logging
+
+    from pypdf import PdfReader
+
+    # pypdf logs every repair it makes; the skip warning (or nothing) is what users need
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    reader = PdfReader(io.BytesIO(raw))
+    pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    title = str(reader.metadata.title or "") if reader.metadata else ""
+    if pages and not any(pages):
+        raise FormatError(
+            f"no text layer in its {len(pages)} page(s): probably a scanned PDF "
+            "(findling does not run OCR; run one such as ocrmypdf first)"
+        )
     return Extracted("\n\n".join(p for p in pages if p), title=title)
 
 

@@ -19,25 +19,23 @@ referenced by no generation and are pruned by the next commit.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.errors import (
-    IndexBusyError,
     IndexCorruptError,
     IndexNotFoundError,
     InvalidRequestError,
 )
 from indexer.fsutil import atomic_write, fsync_path, write_durably
+from indexer.locking import LOCK
+from indexer.locking import writer_lock as exclusive
 from indexer.manifest import REBUILD_HINT, Manifest, read_manifest
 
 CURRENT = "CURRENT"
-LOCK = ".lock"
 GENERATION = "gen-"
 SEGMENT = "seg-"
 DELETED = "del-"
@@ -162,21 +160,5 @@ def writer_lock(index_dir: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold the one-writer lock of ``index_dir`` (created if missing), waiting up to ``wait``
     seconds for another process to release it; :class:`IndexBusyError` if it does not."""
     check_is_index_folder(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait
-    with (index_dir / LOCK).open("a") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IndexBusyError(
-                        f"another findling process is writing the index at {index_dir}/",
-                        "wait for it to finish, then try again",
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(index_dir, wait):
+        yield

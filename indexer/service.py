@@ -24,6 +24,7 @@ from indexer.errors import (
     ModelMismatchError,
     SourceNotFoundError,
 )
+from indexer.formats import SUFFIXES
 from indexer.generations import (
     CURRENT,
     commit,
@@ -103,7 +104,7 @@ class SearchService:
             names = ", ".join(str(p) for p in paths)
             raise SourceNotFoundError(
                 f"no readable documents in {names}",
-                "point `findling index` at .txt, .md, .html, .pdf or .jsonl files",
+                f"point `findling index` at files of these kinds: {', '.join(sorted(SUFFIXES))}",
             )
         protected = {s.id for s in read.skipped if s.id}
         roots = read.roots if prune else None

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import httpx
 import numpy as np
@@ -144,31 +144,38 @@ def running_server(
     to a file (a pipe nobody reads would fill up and stop the server) and is shown if it fails.
     """
     port = free_port()
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+    # a file, not a pipe: nobody reads the access log while the server runs, and a full pipe
+    # (64 KB, some 500 requests) would block the server in the middle of a test
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as output:
         process = subprocess.Popen(
             [str(FINDLING), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
             env={**os.environ, **env},
             cwd=cwd,
-            stdout=log,
+            stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    pytest.fail(f"findling serve exited: {log.read()[-5000:]}")
-                try:
-                    if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"findling serve did not become ready in {timeout:.0f} s")
-                time.sleep(0.3)
-            yield url
+            _wait_until_ready(process, output, f"http://127.0.0.1:{port}{ready_path}", timeout)
+            yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[str], output: IO[str], url: str, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            output.seek(0)
+            pytest.fail(f"findling serve exited: {output.read()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"findling serve did not become ready in {timeout:.0f} s")
+        time.sleep(0.3)

@@ -10,8 +10,10 @@ from typer.testing import CliRunner
 
 from indexer.cli import app
 from indexer.documents import read_documents
+from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
 from indexer.settings import Settings
+from tests.makers import write_pdf
 
 GOOD = "Ein guter Satz über den Rhein."
 
@@ -48,6 +50,18 @@ def test_every_bad_input_is_skipped_with_a_reason(messy: Path) -> None:
     assert "outside the indexed folder" in reasons["outside.txt"]
     assert "broken symbolic link" in reasons["dangling.md"]
     assert len(result.skipped) == 8
+
+
+def test_an_index_inside_the_indexed_folder_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`findling index .` where ./index/ is: the index's own files are not documents."""
+    (tmp_path / "good.txt").write_text(GOOD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    service = SearchService(Path("index", "default"), HashingEmbedder(64))
+    assert service.build([Path(".")]).documents == 1
+    again = service.build([Path(".")])
+    assert (again.documents, again.unchanged, again.skipped) == (1, 1, [])
 
 
 def test_unreadable_file_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,6 +125,33 @@ def test_pdf_text_layer(tmp_path: Path) -> None:
     assert document.text == "Der Rhein ist ein Fluss in Europa.\n\nDie Mosel mündet in Koblenz."
     assert document.title == "Bericht"
     assert [Path(s.path).name for s in result.skipped] == ["broken.pdf"]
+
+
+def test_a_pdf_without_a_text_layer_is_reported_as_probably_scanned(tmp_path: Path) -> None:
+    write_pdf(tmp_path / "scan.pdf", ["", ""])
+    write_pdf(tmp_path / "partly.pdf", ["Der Rhein ist ein Fluss in Europa.", ""])
+    result = read_documents([tmp_path])
+    assert [d.text for d in result.documents] == ["Der Rhein ist ein Fluss in Europa."]
+    [skipped] = result.skipped
+    assert Path(skipped.path).name == "scan.pdf"
+    assert skipped.reason.startswith("no text layer in its 2 page(s): probably a scanned PDF")
+
+
+def test_no_damage_to_a_pdf_makes_reading_fail(tmp_path: Path) -> None:
+    """Cut and flipped bytes anywhere: a document or a skip with a reason, never a crash."""
+    import random
+
+    good = write_pdf(tmp_path / "good.pdf", ["Der Rhein.", "Die Mosel."]).read_bytes()
+    rng = random.Random(18)  # among these, pypdf fails with NotImplementedError and others
+    folder = tmp_path / "fuzz"
+    folder.mkdir()
+    for i in range(60):
+        raw = bytearray(good[: rng.randrange(len(good))] if i % 2 else good)
+        for _ in range(0 if i % 2 else 8):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        (folder / f"{i:02d}.pdf").write_bytes(bytes(raw))
+    result = read_documents([folder])
+    assert len(result.documents) + len(result.skipped) == 60
 
 
 def test_jsonl_records_with_metadata_and_filters(tmp_path: Path, service: SearchService) -> None:
