@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -220,6 +221,13 @@ def _document(
     )
 
 
+def public_id(doc_id: str, path: str) -> str:
+    """The id a document is shown and addressed by. A document read from a file is stored
+    under its resolved absolute path (so the same file is recognised however it was named),
+    but shown by its path as the user gave it: clients never see the server's folders."""
+    return path if os.path.isabs(doc_id.partition("#")[0]) else doc_id
+
+
 def make_document(
     doc_id: str,
     text: str,
@@ -381,10 +389,31 @@ def _located(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
 
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language (py3langid ships its own model)."""
-    import py3langid
-
-    code, _ = py3langid.classify(text[:DOCUMENT_SAMPLE])
+    code, _ = _language_identifier().classify(text[:DOCUMENT_SAMPLE])
     return str(code)
+
+
+_IDENTIFIER_LOCK = threading.Lock()
+_identifier: Any = None
+
+
+def _language_identifier() -> Any:
+    # loaded once (about half a second), under a lock: py3langid's own lazy loading is not
+    # guarded, and 32 threads of a server that wrote at once each loaded it (18 s)
+    global _identifier
+    if _identifier is None:
+        with _IDENTIFIER_LOCK:
+            if _identifier is None:
+                import py3langid
+
+                py3langid.classify("")
+                _identifier = py3langid
+    return _identifier
+
+
+def load_language_identifier() -> None:
+    """Load the language identifier now (servers do it at start), not on the first text."""
+    _language_identifier()
 
 
 def split_document(document: Document) -> list[Sentence]:

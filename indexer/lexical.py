@@ -175,6 +175,8 @@ class Postings:
                 name: np.load(folder / f"postings-{name}.npy", mmap_mode="r", allow_pickle=False)
                 for name in _FILES
             }
+        except FileNotFoundError:
+            raise  # pruned meanwhile: the reader reads CURRENT again
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
                 f"cannot read the lexical index in {folder} ({exc})", "run `findling verify`"

@@ -53,16 +53,21 @@ class Answer:
 
 @dataclass(frozen=True)
 class Source:
-    """One live document of a collection: its id, where it came from, its language, its size."""
+    """One live document of a collection: its id, where it came from, its language, its size.
+
+    ``key`` is the id it is stored under (for a file, its resolved absolute path), which only
+    the library uses: clients see ``id`` (documents.public_id).
+    """
 
     id: str
     path: str
     language: str
     sentences: int
     sha256: str
+    key: str
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "key"}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from urllib.request import pathname2url
 import numpy as np
 
 from indexer.defaults import Quantize
-from indexer.documents import Document, Sentence
+from indexer.documents import Document, Sentence, public_id
 from indexer.errors import IndexCorruptError
 from indexer.fsutil import fsync_path, sha256_file
 from indexer.lexical import ANALYZER_VERSION, Postings
@@ -338,6 +338,8 @@ class Segment:
         try:
             self.ids = np.load(folder / IDS, mmap_mode="r", allow_pickle=False)
             self.sentences = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise  # pruned by a commit after the reader read CURRENT: it reads CURRENT again
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
                 f"cannot read segment {folder} ({exc})", "run `findling verify`"
@@ -352,6 +354,8 @@ class Segment:
             )
         self._lock = threading.Lock()
         # connected now: once open, the segment stays readable even if a commit prunes it
+        if not (folder / DOCUMENTS).is_file():
+            raise FileNotFoundError(folder / DOCUMENTS)
         self._db = sqlite3.connect(self.database_uri(), uri=True, check_same_thread=False)
         for function, (arity, implementation) in SQL_FUNCTIONS.items():
             self._db.create_function(function, arity, implementation, deterministic=True)
@@ -397,16 +401,22 @@ class Segment:
         return Document(**values)
 
     def find_documents(self, ids: Sequence[str]) -> list[tuple[str, int, str]]:
-        """(id, row, sha256) of the documents with the given ids, live or deleted (a segment
-        may hold an id more than once: the caller knows which rows are deleted)."""
+        """(key, row, sha256) of the documents whose id, or public id (see
+        documents.public_id), is one of ``ids``, live or deleted (a segment may hold an id
+        more than once: the caller knows which rows are deleted). ``key`` is the one asked for."""
+        wanted = set(ids)
         found = []
-        for begin in range(0, len(ids), 500):  # SQLite limits the parameters of one query
-            chunk = list(ids[begin : begin + 500])
+        for begin in range(0, len(ids), 400):  # SQLite limits the parameters of one query
+            chunk = list(ids[begin : begin + 400])
             marks = ", ".join("?" * len(chunk))
-            for doc_id, row, sha256 in self._query(
-                f"SELECT id, row, sha256 FROM documents WHERE id IN ({marks})", chunk
+            for doc_id, path, row, sha256 in self._query(
+                f"SELECT id, path, row, sha256 FROM documents WHERE id IN ({marks}) "
+                f"OR path IN ({marks})",
+                chunk + chunk,
             ):
-                found.append((str(doc_id), int(row), str(sha256)))
+                key = doc_id if doc_id in wanted else public_id(doc_id, path)
+                if key in wanted:
+                    found.append((str(key), int(row), str(sha256)))
         return found
 
     def document_ids(self, rows: Sequence[int]) -> dict[int, str]:

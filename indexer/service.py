@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from indexer.defaults import Mode
-from indexer.documents import Document, Skipped, detect_language, read_documents, split_document
+from indexer.documents import (
+    Document,
+    Skipped,
+    detect_language,
+    load_language_identifier,
+    read_documents,
+    split_document,
+)
 from indexer.errors import (
     DocumentNotFoundError,
     FindlingError,
@@ -110,7 +117,7 @@ class SearchService:
         roots = read.roots if prune else None
 
         def plan(base: Snapshot | None) -> Plan:
-            old = {} if base is None else {d.id: d.sha256 for d in base.documents()}
+            old = {} if base is None else {d.key: d.sha256 for d in base.documents()}
             return plan_update(old, read.documents, protected, roots)
 
         return self._write(plan, read.skipped, rebuild=rebuild, progress=progress)
@@ -132,7 +139,7 @@ class SearchService:
         resolved = [t.resolve().as_posix() for t in targets]
 
         def plan(base: Snapshot | None) -> Plan:
-            documents = [] if base is None else [(d.id, d.path) for d in base.documents()]
+            documents = [] if base is None else [(d.key, d.path) for d in base.documents()]
             return plan_removal(documents, lambda i, p: matches_source(i, p, resolved, pattern))
 
         return self._write(plan, [])
@@ -317,9 +324,11 @@ class SearchService:
         return problems
 
     def load(self) -> None:
-        """Open the index and load the model now, so the first search is fast."""
-        self._current()
+        """Open the index and load the model and the language identifier now, so the first
+        search (or write) is fast."""
+        load_language_identifier()
         self.embedder.load()
+        self._current()
 
     def _current(self) -> Snapshot:
         # another process may have committed a newer generation: pick it up, no restart

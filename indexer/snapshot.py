@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW
+from indexer.documents import public_id
 from indexer.errors import IndexCorruptError
 from indexer.filters import check_filters, segment_filter
 from indexer.generations import current_manifest
@@ -211,7 +212,7 @@ class Snapshot:
         for part in self.parts:
             for row, doc_id, path, sha256, language, count in part.segment.catalogue():
                 if not part.deleted[row]:
-                    yield Source(doc_id, path, language, count, sha256)
+                    yield Source(public_id(doc_id, path), path, language, count, sha256, doc_id)
 
     def hit(self, address: int, rank: int, scored: Scored) -> Hit:
         """A result as people and programs see it: the sentence, the text around it, where
@@ -239,7 +240,7 @@ class Snapshot:
             context_start=start - snippet_start,
             context_end=end - snippet_start,
             source=path,
-            document_id=doc_id,
+            document_id=public_id(doc_id, path),
             paragraph=int(s["paragraph"]),
             sentence=int(s["sentence"]),
             start=start,

@@ -141,8 +141,14 @@ def test_a_common_word_alone_is_weak_lexical_evidence() -> None:
     assert ranked.normalised()[0].argmax() == ranked.scores[0].argmax()  # order is BM25's own
 
 
-def test_damaged_postings_are_reported(tmp_path: Path) -> None:
+def test_damaged_postings_are_reported_and_missing_ones_retried(tmp_path: Path) -> None:
+    _postings(["Köln am Rhein"]).save(tmp_path)
+    (tmp_path / "postings-rows.npy").write_bytes(b"not an array")
     with pytest.raises(IndexCorruptError, match="lexical index"):
+        Postings.load(tmp_path)
+    # gone (a commit pruned it after the reader read CURRENT): the reader looks again
+    (tmp_path / "postings-rows.npy").unlink()
+    with pytest.raises(FileNotFoundError):
         Postings.load(tmp_path)
 
 
