@@ -265,6 +265,13 @@ def search_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Ask a question; print the best-matching passages with context and source."""
+    import threading
+
+    from indexer.documents import load_language_identifier
+
+    # the language identifier loads (about a second, mostly decompression that releases the
+    # GIL) while the rest is imported and the index and model are opened
+    threading.Thread(target=load_language_identifier, daemon=True).start()
     from indexer.catalog import create_service
     from indexer.filters import parse_filters
 

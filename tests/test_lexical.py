@@ -34,6 +34,15 @@ def test_english_inflections_meet(a: str, b: str) -> None:
     assert analyze(a, "en") == analyze(b, "en")
 
 
+def test_the_stop_words_are_those_of_bm25s() -> None:
+    from bm25s import stopwords as theirs
+
+    from indexer import stopwords as ours
+
+    assert tuple(theirs.STOPWORDS_GERMAN) == ours.GERMAN
+    assert tuple(theirs.STOPWORDS_EN) == ours.ENGLISH
+
+
 def test_stop_words_are_dropped() -> None:
     assert analyze("der die das und über", "de") == []
     assert analyze("the and of", "en") == []
