@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -206,7 +207,8 @@ def _document(
     declared = item.metadata.get("language") or item.metadata.get("lang")
     try:
         check_metadata(item.metadata)
-        language = language_code(str(declared)) if declared else detect_language(item.text)
+        # detected later, with the splitting (in worker processes on a large run)
+        language = language_code(str(declared)) if declared else ""
     except InvalidRequestError as exc:
         return Skipped(str(file) + (f"#{item.key}" if item.key else ""), exc.message, doc_id)
     return Document(
@@ -416,8 +418,16 @@ def load_language_identifier() -> None:
     _language_identifier()
 
 
+def with_language(document: Document) -> Document:
+    """The document with its language detected if it was not declared (read from a file)."""
+    if document.language:
+        return document
+    return dataclasses.replace(document, language=detect_language(document.text))
+
+
 def split_document(document: Document) -> list[Sentence]:
     """Split a document into sentences, in reading order."""
+    document = with_language(document)
     sentences: list[Sentence] = []
     for p_no, (p_start, p_end) in enumerate(paragraph_spans(document.text)):
         paragraph = document.text[p_start:p_end]
