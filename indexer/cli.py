@@ -479,18 +479,29 @@ def mcp_command(
 @handle_errors
 def eval_command(
     corpus: Annotated[
-        Path, typer.Option("--corpus", help="SQuAD-format file whose paragraphs are indexed.")
+        list[Path],
+        typer.Option(
+            "--corpus",
+            help="SQuAD-format file whose paragraphs are indexed; repeatable (parallel files: "
+            "a paragraph's translation counts as relevant too).",
+        ),
     ],
     queries: Annotated[
         list[Path], typer.Option("--queries", help="SQuAD-format file(s) of questions; repeatable.")
     ],
     method: Annotated[str, typer.Option("--method", help="dense, bm25, hybrid or all.")] = "all",
+    articles: Annotated[
+        str | None,
+        typer.Option(
+            "--articles", help="Ask only the questions of these articles, e.g. 12-23 (from 0)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure retrieval quality on SQuAD-format files (R@1, R@5, MRR@10, nDCG@10)."""
     from rich.progress import Progress
 
-    from indexer.evaluation import run_evaluation
+    from indexer.evaluation import parse_articles, run_evaluation
     from indexer.model.factory import make_embedder
     from indexer.options import SearchOptions
     from indexer.ranking import MODES
@@ -500,7 +511,7 @@ def eval_command(
         raise typer.BadParameter(f"use one of {', '.join(MODES)} or all", param_hint="--method")
     settings = _settings(None)
     with Progress(console=err, disable=as_json, transient=True) as bar:
-        task = bar.add_task("embedding the corpus", total=None)
+        task = bar.add_task("indexing the corpus", total=None)
         seconds, reports = run_evaluation(
             make_embedder(settings),
             SearchOptions.from_settings(settings),
@@ -508,9 +519,15 @@ def eval_command(
             queries,
             methods,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            articles=parse_articles(articles) if articles else None,
         )
     if as_json:
-        payload = {"corpus": str(corpus), "index_seconds": seconds, "model": settings.model}
+        payload = {
+            "corpus": [str(c) for c in corpus],
+            "articles": articles,
+            "index_seconds": seconds,
+            "model": settings.model,
+        }
         print(json.dumps({**payload, "reports": [r.to_json() for r in reports]}, indent=2))
     else:
         _print_reports(reports, seconds)
@@ -524,7 +541,7 @@ def _print_reports(reports: list[Any], index_seconds: float) -> None:
         left = column in ("queries", "method", "level")
         table.add_column(column, justify="left" if left else "right", no_wrap=True)
     for r in reports:
-        for level, m in (("paragraph", r.paragraph), ("sentence", r.sentence)):
+        for level, m in (("paragraph", r.paragraph), ("sentence", r.sentence), ("shown", r.shown)):
             table.add_row(
                 r.queries,
                 r.method,

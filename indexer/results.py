@@ -28,6 +28,7 @@ class Hit:
     language: str
     dense_score: float | None
     lexical_score: float | None
+    probability: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from indexer.ranking import SCORE_DESCRIPTION
+from indexer.ranking import PROBABILITY_DESCRIPTION, SCORE_DESCRIPTION
 from indexer.service import Hit
 
 
@@ -27,11 +27,14 @@ class SearchHit(BaseModel):
     sentence: int = Field(description="Sentence number within the paragraph, from 0.")
     start: int = Field(description="Offset of the sentence in the source document's text.")
     end: int = Field(description="End offset (exclusive) in the source document's text.")
-    language: str = Field(description="Detected language of the sentence (ISO 639-1).")
+    language: str = Field(
+        description="Language of the sentence: its paragraph's, detected (ISO 639-1)."
+    )
     dense_score: float | None = Field(description="The dense leg's score (null in bm25 mode).")
     lexical_score: float | None = Field(
         description="Normalised BM25 in [0, 1] (null in dense mode)."
     )
+    probability: float | None = Field(default=None, description=PROBABILITY_DESCRIPTION)
 
     @classmethod
     def of(cls, hit: Hit) -> SearchHit:

@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from indexer.merging import OPTIMIZE, MergePolicy
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
 from indexer.pipeline import Prepared, prepared
-from indexer.ranking import MODES, Scored, collapse, fuse
+from indexer.ranking import MODES, Scored, calibration, collapse, fuse
 from indexer.recipe import VectorRecipe
 from indexer.results import Answer, BuildSummary, Hit, Source
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
@@ -364,7 +364,26 @@ class SearchService:
         ranked = self._rank(snapshot, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
         best = collapse(ranked, snapshot.paragraph_key, k)
         results = [snapshot.hit(s.address, rank, s) for rank, s in enumerate(best, start=1)]
+        results = self._calibrated(results, chosen, query)
         return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
+
+    def _calibrated(self, hits: list[Hit], mode: Mode, query: str) -> list[Hit]:
+        """The hits with the calibrated probability that they answer the question, if the
+        shipped calibration fits this model, mode and fusion."""
+        fit = calibration()
+        if fit is None or not hits:
+            return hits
+        language, top = detect_language(query), hits[0].score
+        probabilities = [
+            fit.probability(
+                self.embedder.name, self.options.fusion, mode, h.score, top, h.language == language
+            )
+            for h in hits
+        ]
+        return [
+            replace(h, probability=None if p is None else round(p, 4))
+            for h, p in zip(hits, probabilities, strict=True)
+        ]
 
     def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[SentenceRef, float]]:
         """Sentences ranked for ``query`` without collapsing (for evaluation)."""
