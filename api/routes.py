@@ -29,7 +29,7 @@ from api.schemas import (
     WriteResult,
 )
 from indexer.catalog import Catalog
-from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_FILTERS, Mode
 from indexer.documents import Document, make_document
 from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
@@ -57,7 +57,10 @@ JSON_BYTES_PER_CHAR = 6
 def body_rules(settings: Settings) -> BodyRules:
     """The largest body each route takes: what its largest valid request needs, so that a
     list or a filter map is never parsed far past what the settings allow."""
-    filters = MAX_FILTERS * 2 * MAX_FILTER_CHARS * JSON_BYTES_PER_CHAR
+    # every key and value of the largest filter as long as allowed, and room for the operators
+    # and the $and/$or brackets around each condition
+    strings = (MAX_FILTERS + MAX_FILTER_VALUES) * MAX_FILTER_CHARS
+    filters = strings * JSON_BYTES_PER_CHAR + MAX_FILTERS * 256
     query = JSON_BYTES_PER_CHAR * settings.max_query_chars + filters + 1024
     embedding_input = JSON_BYTES_PER_CHAR * settings.max_embedding_chars + 16
     return BodyRules(

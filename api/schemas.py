@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
 from indexer.documents import LANGUAGE_TAG
-from indexer.schemas import SearchHit
+from indexer.schemas import WHERE_DESCRIPTION, WHERE_EXAMPLES, Filters, SearchHit
 
 MODE_DESCRIPTION = (
     "How to rank: 'dense' (multilingual embeddings; finds answers across languages), "
@@ -17,22 +17,12 @@ MODE_DESCRIPTION = (
 )
 
 FILTER_DESCRIPTION = (
-    "Filters as key=value (all must hold): lang/language (sentence language, e.g. de), source "
-    "(glob over the source path), title, or any metadata field of JSONL documents. At most "
-    f"{MAX_FILTERS} filters of at most {MAX_FILTER_CHARS} characters each side."
+    "Filters as key=value, key!=value, key>=value (also >, <, <=); all must hold. Fields: "
+    "lang/language (sentence language, e.g. de), source (glob over the source path), title, "
+    "modified (the file's modification time, as an ISO date: modified>=2024-01-01), or any "
+    f"metadata field. At most {MAX_FILTERS} filters of at most {MAX_FILTER_CHARS} characters "
+    "each side."
 )
-
-
-def _few_filters(value: Any) -> Any:
-    # counted before the values are validated: a map of a million bad values would otherwise
-    # produce a million validation errors
-    if isinstance(value, dict) and len(value) > MAX_FILTERS:
-        raise ValueError(f"at most {MAX_FILTERS} filters are allowed")
-    return value
-
-
-FilterText = Annotated[str, Field(max_length=MAX_FILTER_CHARS)]
-Filters = Annotated[dict[FilterText, FilterText], BeforeValidator(_few_filters)]
 
 
 class SearchRequest(BaseModel):
@@ -46,7 +36,7 @@ class SearchRequest(BaseModel):
     )
     mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
     filters: Filters | None = Field(
-        default=None, description=FILTER_DESCRIPTION, examples=[{"lang": "de"}]
+        default=None, description=WHERE_DESCRIPTION, examples=WHERE_EXAMPLES
     )
 
 

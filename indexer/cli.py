@@ -258,7 +258,11 @@ def search_command(
     mode: ModeOption = None,
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", help="key=value, e.g. lang=de or source='*.md'; repeatable."),
+        typer.Option(
+            "--filter",
+            help="key=value, key!=value, key>=value (also >, <, <=), e.g. lang=de, "
+            "source='*.md' or modified>=2024-01-01; repeatable, all must hold.",
+        ),
     ] = None,
     collection: Collection = None,
     index_dir: IndexDir = None,

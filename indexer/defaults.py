@@ -56,7 +56,9 @@ PIECE_CHARS = 1200  # a longer paragraph is cut, between sentences, into pieces 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 # -- what untrusted input may hold (HTTP bodies, MCP tool calls, JSONL records)
-MAX_FILTERS = 16  # filters in one search
+MAX_FILTERS = 16  # filters in one search: a field compared by one operator, nested or not
+MAX_FILTER_VALUES = 32  # values in those filters (each of an $in or $nin list counts)
+MAX_FILTER_DEPTH = 4  # levels of $and/$or
 # a source filter is a glob compiled into a regular expression for every search: keep it short
 MAX_FILTER_CHARS = 200
 MAX_METADATA_DEPTH = 32  # nesting of a document's metadata (JSON parsing stops at 200 anyway)

@@ -30,7 +30,7 @@ from indexer.errors import FindlingError, UnauthorizedError
 from indexer.manifest import Manifest
 from indexer.ranking import SCORE_DESCRIPTION
 from indexer.results import Source
-from indexer.schemas import SearchHit
+from indexer.schemas import WHERE_DESCRIPTION, Filters, SearchHit
 from indexer.settings import Settings
 from indexer.versions import findling_version
 
@@ -50,8 +50,7 @@ in the other (ask "Wie viele Zivilisten starben?" or "How many civilians died?" 
 Returns the k best passages, best first, one per paragraph: the matching sentence (`text`), its
 paragraph (`context`), the `source` file, character offsets (`start`, `end`) and `language`.
 `score`: {SCORE_DESCRIPTION}
-Filters (all must match): lang=de or lang=en, source=<glob over the file path, e.g. *.md>,
-title=<document title>, or any metadata field of JSONL documents (compared as text)."""
+Filters (`filters`): {WHERE_DESCRIPTION}"""
 INFO_DESCRIPTION = (
     "Describe what a collection of the index holds: embedding model, vector dimension, number "
     "of documents and passages (sentences), when it was built, and the source files. The index "
@@ -61,9 +60,12 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 
 Question = Annotated[str, Field(description="The question, in German or English.")]
 K = Annotated[int, Field(description="How many passages to return (1 to the server's max_k).")]
-Filters = Annotated[
-    dict[str, str] | None,
-    Field(description='e.g. {"lang": "de"} or {"source": "*.md"}; every filter must match.'),
+Filter = Annotated[
+    Filters | None,
+    Field(
+        description='e.g. {"lang": "de"}, {"source": "*.md"} or '
+        '{"modified": {"$gte": "2024-01-01"}}; see the tool description.'
+    ),
 ]
 CollectionName = Annotated[
     str | None, Field(description="Collection name [default: the server's collection].")
@@ -135,7 +137,7 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
     def search(
         question: Question,
         k: K = settings.default_k,
-        filters: Filters = None,
+        filters: Filter = None,
         collection: CollectionName = None,
         mode: ModeName = None,
     ) -> SearchToolAnswer:

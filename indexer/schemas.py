@@ -1,14 +1,51 @@
-"""The schema the adapters share (HTTP API and MCP): a search hit as clients see it.
+"""What the adapters share (HTTP API and MCP): a search hit as clients see it, and filters.
 
 Its descriptions feed OpenAPI and the MCP tool's output schema, which chatbots read.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, Field
+
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTER_DEPTH, MAX_FILTER_VALUES, MAX_FILTERS
+from indexer.errors import InvalidRequestError
+from indexer.filters import check_filters
 from indexer.ranking import SCORE_DESCRIPTION
 from indexer.service import Hit
+
+WHERE_DESCRIPTION = (
+    'A filter in the style of Chroma\'s where: {"field": value} (equals), {"field": {"$op": '
+    'value}} with $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, and {"$and": [...]}, {"$or": '
+    "[...]}, nested; several fields in one object must all hold. Fields: lang (sentence "
+    "language), source (glob over the source path), title, modified (the file's modification "
+    "time; ISO dates such as 2024-01-31, compared as dates), or any metadata field. $gt/$gte/"
+    "$lt/$lte compare numbers, or ISO dates; a document without the field matches only $ne and "
+    f"$nin. At most {MAX_FILTERS} conditions and {MAX_FILTER_VALUES} values, strings of at most "
+    f"{MAX_FILTER_CHARS} characters, $and/$or nested at most {MAX_FILTER_DEPTH} levels. "
+    'E.g. {"lang": "de"}, {"modified": {"$gte": "2024-01-01"}}, {"$or": [{"lang": "de"}, '
+    '{"team": {"$in": ["a", "b"]}}]}.'
+)
+WHERE_EXAMPLES: list[Any] = [
+    {"lang": "de"},
+    {"modified": {"$gte": "2024-01-01"}},
+    {"$or": [{"lang": "de"}, {"team": {"$in": ["a", "b"]}}]},
+]
+
+
+def _checked_filter(value: Any) -> Any:
+    # checked before anything else is validated, with limits counted while reading: a map of a
+    # million bad values gets one error, found at the seventeenth
+    if isinstance(value, dict):
+        try:
+            check_filters(value)
+        except InvalidRequestError as exc:
+            raise ValueError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
+    return value
+
+
+Filters = Annotated[dict[str, Any], BeforeValidator(_checked_filter)]
 
 
 class SearchHit(BaseModel):

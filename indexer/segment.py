@@ -31,6 +31,7 @@ from urllib.request import pathname2url
 
 import numpy as np
 
+from indexer.dates import day_of, instant_of
 from indexer.defaults import Quantize
 from indexer.documents import Document, Sentence
 from indexer.errors import IndexCorruptError
@@ -313,16 +314,12 @@ def _glob_matches(text: str, pattern: str) -> int:
     return int(fnmatch.fnmatch(text, pattern))
 
 
-def _metadata_equals(metadata: str, key: str, value: str) -> int:
-    data = json.loads(metadata)
-    return int(key in data and str(data[key]) == value)
-
-
 # functions the documents table can be queried with (filters.py): a glob as fnmatch matches it,
-# and a metadata field compared as text
+# and the day or the UTC instant of an ISO date (NULL for other values), as comparable text
 SQL_FUNCTIONS: dict[str, tuple[int, Any]] = {
     "glob_matches": (2, _glob_matches),
-    "metadata_equals": (3, _metadata_equals),
+    "filter_day": (1, day_of),
+    "filter_instant": (1, instant_of),
 }
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -339,12 +340,13 @@ class SearchService:
         query: str,
         k: int | None = None,
         mode: str | None = None,
-        filters: Mapping[str, str] | None = None,
+        filters: Mapping[str, Any] | None = None,
     ) -> Answer:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
-        ``filters`` keep only sentences whose document matches every ``key: value`` (see
-        :mod:`indexer.filters`). ``took_ms`` excludes loading model and index.
+        ``filters`` keep only the sentences that pass them: ``{"lang": "de"}``, ``{"modified":
+        {"$gte": "2024-01-01"}}``, ... (see :mod:`indexer.filters`). ``took_ms`` excludes
+        loading model and index.
         """
         query = self._check_query(query)
         k = self._check_k(k)

@@ -11,12 +11,13 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW
 from indexer.errors import IndexCorruptError
-from indexer.filters import check_filters, segment_filter
+from indexer.filters import parse_filter, segment_filter
 from indexer.generations import current_manifest
 from indexer.lexical import LexicalScores, bm25
 from indexer.manifest import Manifest, SegmentEntry
@@ -190,10 +191,12 @@ class Snapshot:
 
     # -- filters -------------------------------------------------------------------------------
 
-    def allowed(self, filters: Mapping[str, str]) -> list[np.ndarray]:
-        """Per part, the live sentences that pass every ``key: value`` filter (see filters.py)."""
-        check_filters(filters)
-        return [part.live & segment_filter(part.segment, filters) for part in self.parts]
+    def allowed(self, filters: Mapping[str, Any]) -> list[np.ndarray]:
+        """Per part, the live sentences that pass the filter (see filters.py)."""
+        where = parse_filter(filters)
+        if where is None:
+            return [part.live for part in self.parts]
+        return [part.live & segment_filter(part.segment, where) for part in self.parts]
 
     # -- documents -----------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ def test_tools_search_and_info(hashing_env: Settings, built: SearchService) -> N
     assert set(described) == {"search", "info"}
     search = described["search"]
     assert search.description and "German and English" in search.description
-    assert SCORE_DESCRIPTION in search.description and "lang=de" in search.description
+    assert SCORE_DESCRIPTION in search.description and '{"lang": "de"}' in search.description
     assert list(search.input_schema["properties"]) == list(SEARCH_ARGUMENTS)
     assert search.output_schema is not None and search.annotations.read_only_hint
 
