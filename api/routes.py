@@ -14,7 +14,10 @@ from api.observability import observe_index
 from api.routing import BodyRules, OpenRoute, ReadRoute, WriteRoute
 from api.schemas import (
     FILTER_DESCRIPTION,
+    GROUP_DESCRIPTION,
+    MIN_SCORE_DESCRIPTION,
     MODE_DESCRIPTION,
+    OFFSET_DESCRIPTION,
     BatchSearchRequest,
     BatchSearchResponse,
     CollectionInfo,
@@ -29,7 +32,14 @@ from api.schemas import (
     WriteResult,
 )
 from indexer.catalog import Catalog
-from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_FILTERS, Mode
+from indexer.defaults import (
+    MAX_FILTER_CHARS,
+    MAX_FILTER_VALUES,
+    MAX_FILTERS,
+    MAX_OFFSET,
+    Group,
+    Mode,
+)
 from indexer.documents import Document, make_document
 from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
@@ -95,18 +105,36 @@ def search_get(
     k: Annotated[int | None, Query(ge=1, description="How many passages to return.")] = None,
     mode: Annotated[Mode | None, Query(description=MODE_DESCRIPTION)] = None,
     filter: Annotated[list[str] | None, Query(description=FILTER_DESCRIPTION)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)] = 0,
+    min_score: Annotated[float | None, Query(description=MIN_SCORE_DESCRIPTION)] = None,
+    group: Annotated[Group, Query(description=GROUP_DESCRIPTION)] = "paragraph",
 ) -> dict[str, Any]:
     """Find the passages that best answer a German or English question.
 
     Each result is the best-matching sentence of one paragraph, with the paragraph as context.
     """
-    return service.search(q, k, mode, parse_filters(filter or [])).to_json()
+    where = parse_filters(filter or [])
+    answer = service.search(q, k, mode, where, offset=offset, min_score=min_score, group=group)
+    return answer.to_json()
 
 
 @reads.post("/search", response_model=SearchResponse, tags=["search"])
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
-    return service.search(body.query, body.k, body.mode, body.filters).to_json()
+    return _search(service, body)
+
+
+def _search(service: SearchService, body: SearchRequest) -> dict[str, Any]:
+    answer = service.search(
+        body.query,
+        body.k,
+        body.mode,
+        body.filters,
+        offset=body.offset,
+        min_score=body.min_score,
+        group=body.group,
+    )
+    return answer.to_json()
 
 
 @reads.get("/info", tags=["index"])
@@ -139,11 +167,7 @@ def collections(request: Request) -> list[CollectionInfo]:
 def search_batch(service: Service, body: BatchSearchRequest) -> dict[str, Any]:
     """Several searches in one call, answered in order (at most FINDLING_MAX_BATCH)."""
     # the route class has counted the queries before they were parsed (see body_rules)
-    return {
-        "responses": [
-            service.search(q.query, q.k, q.mode, q.filters).to_json() for q in body.queries
-        ]
-    }
+    return {"responses": [_search(service, query) for query in body.queries]}
 
 
 @reads.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["embeddings"])

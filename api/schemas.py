@@ -6,9 +6,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, MAX_OFFSET, Group, Mode
 from indexer.documents import LANGUAGE_TAG
-from indexer.schemas import WHERE_DESCRIPTION, WHERE_EXAMPLES, Filters, SearchHit
+from indexer.schemas import (
+    GROUP_DESCRIPTION,
+    MIN_SCORE_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    WHERE_DESCRIPTION,
+    WHERE_EXAMPLES,
+    Filters,
+    SearchHit,
+)
 
 MODE_DESCRIPTION = (
     "How to rank: 'dense' (multilingual embeddings; finds answers across languages), "
@@ -38,6 +46,9 @@ class SearchRequest(BaseModel):
     filters: Filters | None = Field(
         default=None, description=WHERE_DESCRIPTION, examples=WHERE_EXAMPLES
     )
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)
+    min_score: float | None = Field(default=None, description=MIN_SCORE_DESCRIPTION)
+    group: Group = Field(default="paragraph", description=GROUP_DESCRIPTION)
 
 
 class SearchResponse(BaseModel):

@@ -49,6 +49,22 @@ ModeOption = Annotated[
 ]
 
 
+OffsetOption = Annotated[
+    int, typer.Option("--offset", help="Skip this many results (the next page).", min=0)
+]
+MinScoreOption = Annotated[
+    float | None, typer.Option("--min-score", help="Leave out results scoring below this.")
+]
+GroupOption = Annotated[
+    str,
+    typer.Option(
+        "--group",
+        help="paragraph (one result per paragraph) or document (k documents, each with its "
+        "best passages, at most 3).",
+    ),
+]
+
+
 def handle_errors(command: F) -> F:
     """Map domain errors to a message on stderr and exit code 1 (usage errors exit 2)."""
 
@@ -264,6 +280,9 @@ def search_command(
             "source='*.md' or modified>=2024-01-01; repeatable, all must hold.",
         ),
     ] = None,
+    offset: OffsetOption = 0,
+    min_score: MinScoreOption = None,
+    group: GroupOption = "paragraph",
     collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
@@ -273,7 +292,10 @@ def search_command(
     from indexer.filters import parse_filters
 
     service = create_service(_settings(index_dir, collection))
-    response = service.search(question, k, mode, parse_filters(filters or []))
+    where = parse_filters(filters or [])
+    response = service.search(
+        question, k, mode, where, offset=offset, min_score=min_score, group=group
+    )
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -7,6 +7,7 @@ settings, as `findling --help` does, loads no numpy or FAISS.
 from typing import Literal
 
 Mode = Literal["dense", "bm25", "hybrid"]
+Group = Literal["paragraph", "document"]
 RecipeKind = Literal["paragraph", "window", "none"]
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -17,6 +18,8 @@ DEFAULT_K = 5
 MAX_K = 100
 MAX_QUERY_CHARS = 2000
 DEFAULT_MODE: Mode = "hybrid"
+MAX_OFFSET = 1000  # results a search may skip (paging); deeper pages cost more candidates
+PASSAGES_PER_DOCUMENT = 3  # group=document: each document's best passages, at most this many
 # Hybrid: weight of the BM25 share (see ranking.score_description) when question and sentence
 # share a language, and when they do not. Measured on XQuAD dev (paragraph MRR@10): BM25 adds to
 # dense within a language and only hurts across languages, where it has little to match.

@@ -30,7 +30,14 @@ from indexer.errors import FindlingError, UnauthorizedError
 from indexer.manifest import Manifest
 from indexer.ranking import SCORE_DESCRIPTION
 from indexer.results import Source
-from indexer.schemas import WHERE_DESCRIPTION, Filters, SearchHit
+from indexer.schemas import (
+    GROUP_DESCRIPTION,
+    MIN_SCORE_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    WHERE_DESCRIPTION,
+    Filters,
+    SearchHit,
+)
 from indexer.settings import Settings
 from indexer.versions import findling_version
 
@@ -74,6 +81,10 @@ ModeName = Annotated[
     Literal["dense", "bm25", "hybrid"] | None,
     Field(description="dense (embeddings), bm25 (words) or hybrid [default: hybrid]."),
 ]
+
+Offset = Annotated[int, Field(ge=0, description=OFFSET_DESCRIPTION)]
+MinScore = Annotated[float | None, Field(description=MIN_SCORE_DESCRIPTION)]
+GroupName = Annotated[Literal["paragraph", "document"], Field(description=GROUP_DESCRIPTION)]
 
 
 class SearchToolAnswer(BaseModel):
@@ -140,10 +151,15 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
         filters: Filter = None,
         collection: CollectionName = None,
         mode: ModeName = None,
+        offset: Offset = 0,
+        min_score: MinScore = None,
+        group: GroupName = "paragraph",
     ) -> SearchToolAnswer:
         with tool_errors():
             service = catalog.service(collection or settings.collection)
-            response = service.search(question, k, mode, filters)
+            response = service.search(
+                question, k, mode, filters, offset=offset, min_score=min_score, group=group
+            )
         results = [SearchHit.of(r) for r in response.results]
         return SearchToolAnswer(question=response.query, mode=response.mode, results=results)
 

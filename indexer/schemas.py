@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTER_DEPTH, MAX_FILTER_VALUES, MAX_FILTERS
+from indexer.defaults import (
+    MAX_FILTER_CHARS,
+    MAX_FILTER_DEPTH,
+    MAX_FILTER_VALUES,
+    MAX_FILTERS,
+    MAX_OFFSET,
+    PASSAGES_PER_DOCUMENT,
+)
 from indexer.errors import InvalidRequestError
 from indexer.filters import check_filters
 from indexer.ranking import SCORE_DESCRIPTION
@@ -34,6 +41,20 @@ WHERE_EXAMPLES: list[Any] = [
 ]
 
 
+OFFSET_DESCRIPTION = (
+    f"Results to skip, for the next page: offset=5 with k=5 gives results 6 to 10 (at most "
+    f"{MAX_OFFSET})."
+)
+MIN_SCORE_DESCRIPTION = (
+    "Leave out results scoring below this (see `score`; e.g. 0.8 for dense and hybrid)."
+)
+GROUP_DESCRIPTION = (
+    "'paragraph' (default): one result per paragraph, its best sentence. 'document': k "
+    f"documents, each with its best passages (at most {PASSAGES_PER_DOCUMENT}, one per "
+    "paragraph, best first), best document first; a passage's `rank` is its document's."
+)
+
+
 def _checked_filter(value: Any) -> Any:
     # checked before anything else is validated, with limits counted while reading: a map of a
     # million bad values gets one error, found at the seventeenth
@@ -49,7 +70,9 @@ Filters = Annotated[dict[str, Any], BeforeValidator(_checked_filter)]
 
 
 class SearchHit(BaseModel):
-    rank: int = Field(description="1 for the best match.")
+    rank: int = Field(
+        description="1 for the best match (with group=document: the document's rank)."
+    )
     score: float = Field(description=SCORE_DESCRIPTION)
     text: str = Field(description="The matching sentence.")
     context: str = Field(

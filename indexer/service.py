@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.defaults import Mode
+from indexer.defaults import MAX_OFFSET, Mode
 from indexer.documents import Document, Skipped, detect_language, read_documents, split_document
 from indexer.errors import (
     DocumentNotFoundError,
@@ -40,7 +41,7 @@ from indexer.merging import OPTIMIZE, MergePolicy
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
 from indexer.pipeline import Prepared, prepared
-from indexer.ranking import MODES, Scored, collapse, fuse
+from indexer.ranking import GROUPS, MODES, Scored, Selection, fuse
 from indexer.recipe import VectorRecipe
 from indexer.results import Answer, BuildSummary, Hit, Source
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
@@ -48,6 +49,7 @@ from indexer.updates import Plan, matches_source, plan_removal, plan_update
 from indexer.writer import GenerationWriter, Layout
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
+MAX_CANDIDATES = 20_000  # and at most, however deep a page or large a group
 EMBED_CHUNK_SENTENCES = 2048  # sentences embedded at a time while the next are prepared
 
 __all__ = ["Answer", "BuildSummary", "Hit", "SearchService"]
@@ -341,23 +343,32 @@ class SearchService:
         k: int | None = None,
         mode: str | None = None,
         filters: Mapping[str, Any] | None = None,
+        *,
+        offset: int = 0,
+        min_score: float | None = None,
+        group: str = "paragraph",
     ) -> Answer:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
         ``filters`` keep only the sentences that pass them: ``{"lang": "de"}``, ``{"modified":
-        {"$gte": "2024-01-01"}}``, ... (see :mod:`indexer.filters`). ``took_ms`` excludes
-        loading model and index.
+        {"$gte": "2024-01-01"}}``, ... (see :mod:`indexer.filters`). ``offset`` skips that
+        many results (the next page), ``min_score`` leaves out results scoring below it, and
+        ``group="document"`` returns ``k`` documents, each with its best passages (see
+        :class:`~indexer.ranking.Selection`). ``took_ms`` excludes loading model and index.
         """
         query = self._check_query(query)
-        k = self._check_k(k)
+        selection = self._check_selection(k, offset, min_score, group)
         chosen = self._check_mode(mode)
         snapshot = self._ready()
         started = time.perf_counter()
         allowed = snapshot.allowed(filters) if filters else None
-        ranked = self._rank(snapshot, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
-        best = collapse(ranked, snapshot.paragraph_key, k)
-        results = [snapshot.hit(s.address, rank, s) for rank, s in enumerate(best, start=1)]
+        ranked = self._rank(snapshot, query, chosen, _depth(selection), allowed)
+        results = self._hits(snapshot, ranked, selection)
         return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
+
+    def _hits(self, snapshot: Snapshot, ranked: list[Scored], selection: Selection) -> list[Hit]:
+        chosen = selection.select(ranked, snapshot.paragraph_key, snapshot.document_key)
+        return [snapshot.hit(s.address, rank, s) for rank, s in chosen]
 
     def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[SentenceRef, float]]:
         """Sentences ranked for ``query`` without collapsing (for evaluation)."""
@@ -421,6 +432,21 @@ class SearchService:
             )
         return k
 
+    def _check_selection(
+        self, k: int | None, offset: int, min_score: float | None, group: str
+    ) -> Selection:
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidRequestError(
+                f"offset must be between 0 and {MAX_OFFSET}, not {offset}",
+                "page through at most the first thousand results",
+            )
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidRequestError(f"min_score must be a number, not {min_score}")
+        for known in GROUPS:
+            if group == known:
+                return Selection(self._check_k(k), offset, min_score, known)
+        raise InvalidRequestError(f"unknown group {group!r}", f"use one of: {', '.join(GROUPS)}")
+
     def _check_mode(self, mode: str | None) -> Mode:
         if mode is None:
             return self.options.default_mode
@@ -430,6 +456,11 @@ class SearchService:
         raise InvalidRequestError(
             f"unknown search mode {mode!r}", f"use one of: {', '.join(MODES)}"
         )
+
+
+def _depth(selection: Selection) -> int:
+    """How many sentences each leg proposes for a selection."""
+    return min(MAX_CANDIDATES, max(MIN_CANDIDATES, 10 * selection.passages))
 
 
 class _Pending:

@@ -182,6 +182,11 @@ class Snapshot:
         sentence = self.parts[part].segment.sentences[row]
         return part, int(sentence["doc"]), int(sentence["paragraph"])
 
+    def document_key(self, address: int) -> tuple[int, int]:
+        """(part, document row): one per live document."""
+        part, row = address >> ROW_BITS, address & ((1 << ROW_BITS) - 1)
+        return part, int(self.parts[part].segment.sentences[row]["doc"])
+
     def _column(self, name: str, parts: np.ndarray, rows: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.int64)
         for i in np.unique(parts):

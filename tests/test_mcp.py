@@ -21,7 +21,16 @@ from indexer.service import SearchService
 from indexer.settings import Settings
 from tests.helpers import FINDLING, SEEDS, modules_loaded_by_cli
 
-SEARCH_ARGUMENTS = ("question", "k", "filters", "collection", "mode")
+SEARCH_ARGUMENTS = (
+    "question",
+    "k",
+    "filters",
+    "collection",
+    "mode",
+    "offset",
+    "min_score",
+    "group",
+)
 
 
 def _call(settings: Settings, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
