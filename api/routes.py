@@ -22,6 +22,7 @@ from api.schemas import (
     BatchSearchResponse,
     CollectionInfo,
     DocumentIn,
+    DocumentListResponse,
     DocumentsRequest,
     EmbeddingsRequest,
     EmbeddingsResponse,
@@ -33,6 +34,8 @@ from api.schemas import (
 )
 from indexer.catalog import Catalog
 from indexer.defaults import (
+    DOCUMENTS_PAGE,
+    MAX_DOCUMENTS_PAGE,
     MAX_FILTER_CHARS,
     MAX_FILTER_VALUES,
     MAX_FILTERS,
@@ -43,6 +46,7 @@ from indexer.defaults import (
 from indexer.documents import Document, make_document
 from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
+from indexer.schemas import DocumentResponse
 from indexer.service import BuildSummary, SearchService
 from indexer.settings import Settings
 
@@ -60,6 +64,8 @@ PAGE_HEADERS = {
 }
 
 
+# a document id: the longest path an OS allows (4,096 bytes) and a record's key, with room
+MAX_ID_CHARS = 8192
 # JSON may write any character as \\uXXXX: a body of N characters is at most 6N bytes
 JSON_BYTES_PER_CHAR = 6
 
@@ -203,6 +209,31 @@ def embeddings(request: Request, service: Service, body: EmbeddingsRequest) -> d
         "model": service.embedder.name,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+@reads.get("/documents", response_model=DocumentListResponse, tags=["documents"])
+def list_documents(
+    service: Service,
+    offset: Annotated[int, Query(ge=0, description="Documents to skip, from 0.")] = 0,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=MAX_DOCUMENTS_PAGE, description="How many documents to list at most."),
+    ] = DOCUMENTS_PAGE,
+) -> dict[str, Any]:
+    """The collection's documents (id, title, source), a page at a time, and their number."""
+    return service.documents(offset, limit).to_json()
+
+
+@reads.get("/documents/{doc_id:path}", response_model=DocumentResponse, tags=["documents"])
+def get_document(
+    service: Service,
+    doc_id: Annotated[
+        str, PathParam(max_length=MAX_ID_CHARS, description="The id, URL-encoded (/ as %2F).")
+    ],
+) -> DocumentResponse:
+    """A whole document: its text, title, source, metadata, modification time, language,
+    sentence count and (PDFs) where its pages start. Its id is a search hit's `document_id`."""
+    return DocumentResponse.of(service.document(doc_id))
 
 
 @writes.put("/documents/{doc_id}", response_model=WriteResult, tags=["documents"])

@@ -66,6 +66,18 @@ class CollectionInfo(BaseModel):
     created_at: str = Field(description="When its current generation was written (UTC).")
 
 
+class DocumentEntryOut(BaseModel):
+    id: str = Field(description="The document's id (GET /documents/{id} fetches it).")
+    title: str = Field(description="The document's title ('' when it has none).")
+    source: str = Field(description="Path of the source file, as given when indexing.")
+
+
+class DocumentListResponse(BaseModel):
+    total: int = Field(description="Documents in the collection.")
+    offset: int = Field(description="The position of the first document listed, from 0.")
+    documents: list[DocumentEntryOut] = Field(description="The documents, in storage order.")
+
+
 class Health(BaseModel):
     status: str = Field(description="'ok' while the process serves requests.")
 

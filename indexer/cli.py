@@ -480,7 +480,8 @@ def mcp_command(
     collection: Collection = None,
     index_dir: IndexDir = None,
 ) -> None:
-    """Serve the index to chatbots over MCP: tools `search` and `info` (stdio by default)."""
+    """Serve the index to chatbots over MCP: tools `search`, `fetch` and `info` (stdio by
+    default)."""
     if transport not in ("stdio", "streamable-http"):
         raise typer.BadParameter("use stdio or streamable-http", param_hint="--transport")
     from indexer.mcp_server import run_mcp_server

@@ -20,6 +20,9 @@ MAX_QUERY_CHARS = 2000
 DEFAULT_MODE: Mode = "hybrid"
 MAX_OFFSET = 1000  # results a search may skip (paging); deeper pages cost more candidates
 PASSAGES_PER_DOCUMENT = 3  # group=document: each document's best passages, at most this many
+# listing documents (GET /documents): how many at a time by default, and at most
+DOCUMENTS_PAGE = 100
+MAX_DOCUMENTS_PAGE = 1000
 # Hybrid: weight of the BM25 share (see ranking.score_description) when question and sentence
 # share a language, and when they do not. Measured on XQuAD dev (paragraph MRR@10): BM25 adds to
 # dense within a language and only hurts across languages, where it has little to match.

@@ -35,6 +35,7 @@ from indexer.schemas import (
     MIN_SCORE_DESCRIPTION,
     OFFSET_DESCRIPTION,
     WHERE_DESCRIPTION,
+    DocumentResponse,
     Filters,
     SearchHit,
 )
@@ -48,7 +49,8 @@ TRANSPORTS = ("stdio", "streamable-http")
 INSTRUCTIONS = (
     "findling searches a multilingual (German and English) index of documents. Ask `search` a "
     "question in German or English; a question in one language finds passages in the other. "
-    "Cite the `source` of the passages you use. `info` tells what the index holds."
+    "`fetch` returns a whole document by the `document_id` of a passage. Cite the `source` of "
+    "the passages you use. `info` tells what the index holds."
 )
 SEARCH_DESCRIPTION = f"""Find the passages of the indexed documents that best answer a question.
 
@@ -57,7 +59,14 @@ in the other (ask "Wie viele Zivilisten starben?" or "How many civilians died?" 
 Returns the k best passages, best first, one per paragraph: the matching sentence (`text`), its
 paragraph (`context`), the `source` file, character offsets (`start`, `end`) and `language`.
 `score`: {SCORE_DESCRIPTION}
+`offset` pages (offset=5 with k=5: results 6 to 10), `min_score` leaves out weak matches, and
+group="document" returns k documents with their best passages. `fetch` reads a whole document.
 Filters (`filters`): {WHERE_DESCRIPTION}"""
+FETCH_DESCRIPTION = (
+    "Fetch a whole document by its id (a search result's `document_id`): its full text, title, "
+    "source, metadata, modification time, language, sentence count and, for PDFs, where each "
+    "page starts in the text. Use it to read more than the passages `search` returned."
+)
 INFO_DESCRIPTION = (
     "Describe what a collection of the index holds: embedding model, vector dimension, number "
     "of documents and passages (sentences), when it was built, and the source files. The index "
@@ -76,6 +85,9 @@ Filter = Annotated[
 ]
 CollectionName = Annotated[
     str | None, Field(description="Collection name [default: the server's collection].")
+]
+DocumentId = Annotated[
+    str, Field(description="The document's id: the `document_id` of a search result.")
 ]
 ModeName = Annotated[
     Literal["dense", "bm25", "hybrid"] | None,
@@ -123,7 +135,7 @@ def tool_errors() -> Iterator[None]:
 
 
 def create_mcp_server(settings: Settings) -> MCPServer[None]:
-    """An MCP server with the `search` and `info` tools over the settings' index."""
+    """An MCP server with the `search`, `fetch` and `info` tools over the settings' index."""
     catalog = create_catalog(settings)
 
     @asynccontextmanager
@@ -162,6 +174,12 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
             )
         results = [SearchHit.of(r) for r in response.results]
         return SearchToolAnswer(question=response.query, mode=response.mode, results=results)
+
+    @server.tool(description=FETCH_DESCRIPTION, annotations=READ_ONLY)
+    def fetch(id: DocumentId, collection: CollectionName = None) -> DocumentResponse:
+        with tool_errors():
+            document = catalog.service(collection or settings.collection).document(id)
+        return DocumentResponse.of(document)
 
     @server.tool(description=INFO_DESCRIPTION, annotations=READ_ONLY)
     def info(collection: CollectionName = None) -> IndexInfo:

@@ -20,6 +20,7 @@ from indexer.defaults import (
 from indexer.errors import InvalidRequestError
 from indexer.filters import check_filters
 from indexer.ranking import SCORE_DESCRIPTION
+from indexer.results import StoredDocument
 from indexer.service import Hit
 
 WHERE_DESCRIPTION = (
@@ -82,11 +83,27 @@ class SearchHit(BaseModel):
     context_start: int = Field(description="Offset of the sentence inside `context`.")
     context_end: int = Field(description="End offset (exclusive) of the sentence in `context`.")
     source: str = Field(description="Path of the source file, as given when indexing.")
-    document_id: str = Field(description="Identifier of the document within the index.")
+    document_id: str = Field(
+        description="Identifier of the document within the index (GET /documents/{id})."
+    )
+    title: str = Field(description="The document's title ('' when it has none).")
+    modified: str = Field(
+        description="When the file was last modified (ISO 8601, UTC), or when a program "
+        "stored the document."
+    )
+    metadata: dict[str, Any] = Field(
+        description="The document's own fields (JSONL fields, or what a program stored)."
+    )
     paragraph: int = Field(description="Paragraph number in the document, from 0.")
     sentence: int = Field(description="Sentence number within the paragraph, from 0.")
+    sentence_id: int = Field(
+        description="The sentence's id in the collection (stable; POST /similar takes it)."
+    )
     start: int = Field(description="Offset of the sentence in the source document's text.")
     end: int = Field(description="End offset (exclusive) in the source document's text.")
+    page: int | None = Field(
+        description="The page the sentence starts on, from 1 (PDFs; null for other formats)."
+    )
     language: str = Field(description="Detected language of the sentence (ISO 639-1).")
     dense_score: float | None = Field(description="The dense leg's score (null in bm25 mode).")
     lexical_score: float | None = Field(
@@ -96,3 +113,28 @@ class SearchHit(BaseModel):
     @classmethod
     def of(cls, hit: Hit) -> SearchHit:
         return cls(**hit.to_json())
+
+
+class DocumentResponse(BaseModel):
+    """A whole document as the collection holds it."""
+
+    id: str = Field(description="The document's id (a search hit's `document_id`).")
+    title: str = Field(description="The document's title ('' when it has none).")
+    source: str = Field(description="Path of the source file, as given when indexing.")
+    modified: str = Field(
+        description="When the file was last modified (ISO 8601, UTC), or when a program "
+        "stored the document."
+    )
+    language: str = Field(description="The document's language (ISO 639-1).")
+    metadata: dict[str, Any] = Field(
+        description="The document's own fields (JSONL fields, or what a program stored)."
+    )
+    sentences: int = Field(description="How many sentences of it are indexed.")
+    pages: list[int] = Field(
+        description="PDFs: where each page starts in `text` (page n at pages[n-1]); else empty."
+    )
+    text: str = Field(description="The full text as indexed; hits' offsets count its characters.")
+
+    @classmethod
+    def of(cls, document: StoredDocument) -> DocumentResponse:
+        return cls(**document.to_json())

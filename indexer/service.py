@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.defaults import MAX_OFFSET, Mode
+from indexer.defaults import DOCUMENTS_PAGE, MAX_DOCUMENTS_PAGE, MAX_OFFSET, Mode
 from indexer.documents import Document, Skipped, detect_language, read_documents, split_document
 from indexer.errors import (
     DocumentNotFoundError,
@@ -43,7 +43,7 @@ from indexer.options import SearchOptions
 from indexer.pipeline import Prepared, prepared
 from indexer.ranking import GROUPS, MODES, Scored, Selection, fuse
 from indexer.recipe import VectorRecipe
-from indexer.results import Answer, BuildSummary, Hit, Source
+from indexer.results import Answer, BuildSummary, DocumentList, Hit, Source, StoredDocument
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 from indexer.writer import GenerationWriter, Layout
@@ -299,6 +299,32 @@ class SearchService:
     def sources(self, limit: int = 1000) -> list[Source]:
         """The first ``limit`` live documents."""
         return list(itertools.islice(self._current().documents(), limit))
+
+    def document(self, doc_id: str) -> StoredDocument:
+        """A document of the collection by id: its text, title, source, metadata, ...
+
+        Raises:
+            DocumentNotFoundError: no live document has this id.
+        """
+        found = self._current().document(doc_id)
+        if found is None:
+            raise DocumentNotFoundError(
+                f"no document {doc_id[:200]!r} in the collection",
+                "take the document_id of a search hit, or list them (GET /documents)",
+            )
+        return found
+
+    def documents(self, offset: int = 0, limit: int = DOCUMENTS_PAGE) -> DocumentList:
+        """``limit`` documents (id, title, source) from the ``offset``-th on, in storage order,
+        and how many the collection holds."""
+        if not 1 <= limit <= MAX_DOCUMENTS_PAGE or offset < 0:
+            raise InvalidRequestError(
+                f"limit must be between 1 and {MAX_DOCUMENTS_PAGE} and offset at least 0, not "
+                f"{limit} and {offset}",
+                "page through the documents with offset",
+            )
+        snapshot = self._current()
+        return DocumentList(snapshot.manifest.documents, offset, snapshot.listing(offset, limit))
 
     def verify(self) -> list[str]:
         """Re-read every file of the live generation against the checksum recorded when it was

@@ -18,12 +18,13 @@ import numpy as np
 from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW
 from indexer.errors import IndexCorruptError
 from indexer.filters import parse_filter, segment_filter
+from indexer.formats import page_of
 from indexer.generations import current_manifest
 from indexer.lexical import LexicalScores, bm25
 from indexer.manifest import Manifest, SegmentEntry
 from indexer.ranking import Scored
 from indexer.recipe import VectorRecipe
-from indexer.results import Hit, Source
+from indexer.results import DocumentEntry, Hit, Source, StoredDocument
 from indexer.segment import Segment
 
 # a candidate sentence is addressed as part << ROW_BITS | row (part: the segment's position)
@@ -221,6 +222,42 @@ class Snapshot:
                 if not part.deleted[row]:
                     yield Source(doc_id, path, language, count, sha256)
 
+    def document(self, doc_id: str) -> StoredDocument | None:
+        """A live document with its text and all that is known about it, or None."""
+        located = self.locate([doc_id]).get(doc_id)
+        if located is None:
+            return None
+        segment = self.parts[located.part].segment
+        document = segment.document(located.row)
+        _, sentences = segment.sentence_range(located.row)
+        return StoredDocument(
+            id=document.id,
+            source=document.path,
+            title=document.title,
+            modified=document.modified,
+            language=document.language,
+            metadata=document.metadata,
+            sentences=sentences,
+            pages=list(document.pages),
+            text=document.text,
+        )
+
+    def listing(self, offset: int, limit: int) -> list[DocumentEntry]:
+        """``limit`` live documents from the ``offset``-th on, segment by segment (whole
+        segments are skipped by their counts; only the listed documents are read)."""
+        found: list[DocumentEntry] = []
+        for part in self.parts:
+            live = np.flatnonzero(~part.deleted)
+            if offset >= len(live):
+                offset -= len(live)
+                continue
+            rows = live[offset : offset + limit - len(found)].tolist()
+            offset = 0
+            found += [DocumentEntry(i, title, path) for i, path, title in part.segment.titles(rows)]
+            if len(found) == limit:
+                break
+        return found
+
     def hit(self, address: int, rank: int, scored: Scored) -> Hit:
         """A result as people and programs see it: the sentence, the text around it, where
         it stands, and its scores (text is read now, for this hit only)."""
@@ -238,7 +275,8 @@ class Snapshot:
             while last - row < SNIPPET_WINDOW and _same_paragraph(sentences, last + 1, row):
                 last += 1
             snippet_start, snippet_end = int(sentences[first]["start"]), int(sentences[last]["end"])
-        doc_id, path, context = segment.document_text(int(s["doc"]), snippet_start, snippet_end)
+        excerpt = segment.excerpt(int(s["doc"]), snippet_start, snippet_end)
+        context = excerpt.text
         return Hit(
             rank=rank,
             score=round(scored.score, 6),
@@ -246,12 +284,17 @@ class Snapshot:
             context=context,
             context_start=start - snippet_start,
             context_end=end - snippet_start,
-            source=path,
-            document_id=doc_id,
+            source=excerpt.path,
+            document_id=excerpt.id,
+            title=excerpt.title,
+            modified=excerpt.modified,
+            metadata=excerpt.metadata,
             paragraph=int(s["paragraph"]),
             sentence=int(s["sentence"]),
+            sentence_id=int(segment.ids[row]),
             start=start,
             end=end,
+            page=page_of(excerpt.pages, start),
             language=segment.info.languages[int(s["language"])],
             dense_score=None if scored.dense is None else round(scored.dense, 6),
             lexical_score=None if scored.lexical is None else round(scored.lexical, 6),
