@@ -15,6 +15,7 @@ from api.routing import BodyRules, OpenRoute, ReadRoute, WriteRoute
 from api.schemas import (
     FILTER_DESCRIPTION,
     GROUP_DESCRIPTION,
+    MAX_ID_CHARS,
     MIN_SCORE_DESCRIPTION,
     MODE_DESCRIPTION,
     OFFSET_DESCRIPTION,
@@ -30,6 +31,7 @@ from api.schemas import (
     Ready,
     SearchRequest,
     SearchResponse,
+    SimilarRequest,
     WriteResult,
 )
 from indexer.catalog import Catalog
@@ -64,8 +66,6 @@ PAGE_HEADERS = {
 }
 
 
-# a document id: the longest path an OS allows (4,096 bytes) and a record's key, with room
-MAX_ID_CHARS = 8192
 # JSON may write any character as \\uXXXX: a body of N characters is at most 6N bytes
 JSON_BYTES_PER_CHAR = 6
 
@@ -84,6 +84,7 @@ def body_rules(settings: Settings) -> BodyRules:
         limits={
             "/search": query,
             "/search/batch": settings.max_batch * query,
+            "/similar": query + JSON_BYTES_PER_CHAR * MAX_ID_CHARS,
             "/v1/embeddings": settings.max_batch * embedding_input + 1024,
         },
         lists={"/search/batch": "queries", "/v1/embeddings": "input", "/documents": "documents"},
@@ -136,6 +137,25 @@ def _search(service: SearchService, body: SearchRequest) -> dict[str, Any]:
         body.k,
         body.mode,
         body.filters,
+        offset=body.offset,
+        min_score=body.min_score,
+        group=body.group,
+    )
+    return answer.to_json()
+
+
+@reads.post("/similar", response_model=SearchResponse, tags=["search"])
+def similar(service: Service, body: SimilarRequest) -> dict[str, Any]:
+    """More like this: the passages most like a document (`document_id`), a text (`text`) or a
+    sentence (`sentence_id`), best first; give exactly one. The document itself (a sentence's
+    document) is left out. Ranked by meaning alone (mode dense), across languages; `k`,
+    `filters`, `offset`, `min_score` and `group` work as in `POST /search`."""
+    answer = service.similar(
+        document_id=body.document_id,
+        text=body.text,
+        sentence_id=body.sentence_id,
+        k=body.k,
+        filters=body.filters,
         offset=body.offset,
         min_score=body.min_score,
         group=body.group,

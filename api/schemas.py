@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,9 @@ from indexer.schemas import (
     Filters,
     SearchHit,
 )
+
+# a document id: the longest path an OS allows (4,096 bytes) and a record's key, with room
+MAX_ID_CHARS = 8192
 
 MODE_DESCRIPTION = (
     "How to rank: 'dense' (multilingual embeddings; finds answers across languages), "
@@ -33,26 +36,66 @@ FILTER_DESCRIPTION = (
 )
 
 
+# what every search request takes besides what it searches with (POST /search, /similar)
+K = Annotated[
+    int | None, Field(ge=1, description="How many passages to return (default 5, at most max_k).")
+]
+FiltersField = Annotated[
+    Filters | None, Field(description=WHERE_DESCRIPTION, examples=WHERE_EXAMPLES)
+]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
+MinScore = Annotated[float | None, Field(description=MIN_SCORE_DESCRIPTION)]
+GroupField = Annotated[Group, Field(description=GROUP_DESCRIPTION)]
+
+
 class SearchRequest(BaseModel):
     query: str = Field(
         min_length=1,
         description="A natural-language question in German or English.",
         examples=["Wer ist der britische Außenminister?"],
     )
-    k: int | None = Field(
-        default=None, ge=1, description="How many passages to return (default 5, at most max_k)."
-    )
+    k: K = None
     mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
-    filters: Filters | None = Field(
-        default=None, description=WHERE_DESCRIPTION, examples=WHERE_EXAMPLES
+    filters: FiltersField = None
+    offset: Offset = 0
+    min_score: MinScore = None
+    group: GroupField = "paragraph"
+
+
+class SimilarRequest(BaseModel):
+    document_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="Passages like this document (a hit's `document_id`): the mean of its "
+        "stored sentence vectors; the document itself is left out.",
     )
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)
-    min_score: float | None = Field(default=None, description=MIN_SCORE_DESCRIPTION)
-    group: Group = Field(default="paragraph", description=GROUP_DESCRIPTION)
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Passages like this text, in German or English (embedded as a question; at "
+        "most FINDLING_MAX_QUERY_CHARS characters).",
+        examples=["Die Ukraine bittet um weitreichende Waffen."],
+    )
+    sentence_id: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63,
+        description="Passages like this sentence (a hit's `sentence_id`); its document is left "
+        "out.",
+    )
+    k: K = None
+    filters: FiltersField = None
+    offset: Offset = 0
+    min_score: MinScore = None
+    group: GroupField = "paragraph"
 
 
 class SearchResponse(BaseModel):
-    query: str = Field(description="The question as searched (whitespace trimmed).")
+    query: str = Field(
+        description="The question as searched (whitespace trimmed); for /similar the text, "
+        "the document id or the sentence id."
+    )
     mode: Mode = Field(description="The search mode used.")
     results: list[SearchHit] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")

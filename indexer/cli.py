@@ -49,6 +49,14 @@ ModeOption = Annotated[
 ]
 
 
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="key=value, key!=value, key>=value (also >, <, <=), e.g. lang=de, "
+        "source='*.md' or modified>=2024-01-01; repeatable, all must hold.",
+    ),
+]
 OffsetOption = Annotated[
     int, typer.Option("--offset", help="Skip this many results (the next page).", min=0)
 ]
@@ -272,14 +280,7 @@ def search_command(
     question: Annotated[str, typer.Argument(help="A question in German or English.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
     mode: ModeOption = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--filter",
-            help="key=value, key!=value, key>=value (also >, <, <=), e.g. lang=de, "
-            "source='*.md' or modified>=2024-01-01; repeatable, all must hold.",
-        ),
-    ] = None,
+    filters: FilterOption = None,
     offset: OffsetOption = 0,
     min_score: MinScoreOption = None,
     group: GroupOption = "paragraph",
@@ -302,11 +303,54 @@ def search_command(
         _print_results(response)
 
 
+@app.command("similar")
+@handle_errors
+def similar_command(
+    document: Annotated[
+        str | None, typer.Option("--document", help="Like this document (its id).")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Like this text.")] = None,
+    sentence: Annotated[
+        int | None, typer.Option("--sentence", help="Like this sentence (its sentence_id).")
+    ] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
+    filters: FilterOption = None,
+    offset: OffsetOption = 0,
+    min_score: MinScoreOption = None,
+    group: GroupOption = "paragraph",
+    collection: Collection = None,
+    index_dir: IndexDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """More like this: passages like a document, a text or a sentence (give one), leaving out
+    the document itself."""
+    from indexer.catalog import create_service
+    from indexer.filters import parse_filters
+
+    service = create_service(_settings(index_dir, collection))
+    response = service.similar(
+        document_id=document,
+        text=text,
+        sentence_id=sentence,
+        k=k,
+        filters=parse_filters(filters or []),
+        offset=offset,
+        min_score=min_score,
+        group=group,
+    )
+    if as_json:
+        print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_results(response)
+
+
 def _print_results(response: Answer) -> None:
     if not response.results:
         out.print("no results")
     for r in response.results:
         where = f"{r.source}  ¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
+        if r.page is not None:
+            where += f", page {r.page}"
         out.print(f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
         before = r.context[: r.context_start]
         after = r.context[r.context_end :]

@@ -21,6 +21,7 @@ from indexer.defaults import (
 from indexer.recipe import VectorRecipe
 
 MODES: tuple[Mode, ...] = get_args(Mode)
+SCORE_DIGITS = 6  # scores are shown rounded to this many decimals, and cut off as shown
 GROUPS: tuple[Group, ...] = get_args(Group)
 
 
@@ -146,7 +147,7 @@ class Selection:
         """The chosen passages with their rank: the passage's (from ``offset + 1``), or with
         ``group="document"`` its document's, which all of the document's passages share."""
         if self.min_score is not None:
-            ranked = [s for s in ranked if s.score >= self.min_score]
+            ranked = [s for s in ranked if round(s.score, SCORE_DIGITS) >= self.min_score]
         if self.group == "paragraph":
             kept = collapse(ranked, paragraph_of, self.offset + self.k)[self.offset :]
             return list(enumerate(kept, start=self.offset + 1))

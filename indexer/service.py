@@ -50,6 +50,8 @@ from indexer.writer import GenerationWriter, Layout
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 MAX_CANDIDATES = 20_000  # and at most, however deep a page or large a group
+# similar(text=...): the e5 prompt a text is embedded with, measured (python -m bench.similar)
+SIMILAR_TEXT_AS = "query"
 EMBED_CHUNK_SENTENCES = 2048  # sentences embedded at a time while the next are prepared
 
 __all__ = ["Answer", "BuildSummary", "Hit", "SearchService"]
@@ -391,6 +393,86 @@ class SearchService:
         ranked = self._rank(snapshot, query, chosen, _depth(selection), allowed)
         results = self._hits(snapshot, ranked, selection)
         return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
+
+    def similar(
+        self,
+        *,
+        document_id: str | None = None,
+        text: str | None = None,
+        sentence_id: int | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        group: str = "paragraph",
+    ) -> Answer:
+        """Passages like a document, a text or a sentence ("more like this"), best first; the
+        document itself (a sentence's document) is left out. Give exactly one of:
+
+        ``document_id``: the mean of the document's stored sentence vectors (nothing is
+        embedded, no model loaded); ``sentence_id`` (a hit's): its stored vector; ``text``:
+        embedded as SIMILAR_TEXT_AS says. Ranked by the dense leg alone (mode "dense"); the
+        other arguments are those of :meth:`search`.
+        """
+        if sum(given is not None for given in (document_id, text, sentence_id)) != 1:
+            raise InvalidRequestError(
+                "give exactly one of document_id, text and sentence_id",
+                'e.g. {"document_id": "..."}, the document_id of a search hit',
+            )
+        selection = self._check_selection(k, offset, min_score, group)
+        started = time.perf_counter()
+        if text is not None:
+            text = self._check_query(text)
+            snapshot = self._ready()
+            label, vector, allowed = text, self.embed([text], SIMILAR_TEXT_AS)[0], None
+        else:
+            snapshot = self._current()
+            label, vector, allowed = self._stored_like(snapshot, document_id, sentence_id)
+        if filters and allowed is None:
+            allowed = snapshot.allowed(filters)
+        elif filters and allowed is not None:
+            where = snapshot.allowed(filters)
+            allowed = [a & w for a, w in zip(allowed, where, strict=True)]
+        found = snapshot.dense(vector, _depth(selection), allowed)
+        scores = snapshot.vectors(found) @ vector
+        ranked = fuse("dense", found, scores, None, np.zeros(len(found), bool), self.options.fusion)
+        results = self._hits(snapshot, ranked, selection)
+        return Answer(label, "dense", results, (time.perf_counter() - started) * 1000)
+
+    def _stored_like(
+        self, snapshot: Snapshot, document_id: str | None, sentence_id: int | None
+    ) -> tuple[str, np.ndarray, list[np.ndarray]]:
+        """What :meth:`similar` searches with for a stored document or sentence: its label,
+        the unit-length query vector, and the live sentences without its document."""
+        if document_id is not None:
+            found = snapshot.document_rows(document_id)
+            if found is None:
+                raise DocumentNotFoundError(
+                    f"no document {document_id[:200]!r} in the collection",
+                    "take the document_id of a search hit, or list them (GET /documents)",
+                )
+            part, rows = found
+            vector = snapshot.parts[part].segment.store.vectors(rows).mean(axis=0)
+            label = document_id
+        else:
+            assert sentence_id is not None
+            address = snapshot.find_sentence(sentence_id)
+            if address is None:
+                raise DocumentNotFoundError(
+                    f"no sentence {sentence_id} in the collection",
+                    "take the sentence_id of a search hit (ids of removed sentences are gone)",
+                )
+            part, document = snapshot.document_key(address)
+            first, count = snapshot.parts[part].segment.sentence_range(document)
+            rows = np.arange(first, first + count)
+            vector = snapshot.vectors(np.array([address]))[0]
+            label = str(sentence_id)
+        allowed = [p.live for p in snapshot.parts]
+        allowed[part] = allowed[part].copy()
+        allowed[part][rows] = False  # the document itself
+        norm = float(np.linalg.norm(vector))
+        # unit length, as a question's vector is: scores then mean what a dense search's mean
+        return label, (vector / norm if norm else vector).astype(np.float32), allowed
 
     def _hits(self, snapshot: Snapshot, ranked: list[Scored], selection: Selection) -> list[Hit]:
         chosen = selection.select(ranked, snapshot.paragraph_key, snapshot.document_key)

@@ -22,7 +22,7 @@ from indexer.formats import page_of
 from indexer.generations import current_manifest
 from indexer.lexical import LexicalScores, bm25
 from indexer.manifest import Manifest, SegmentEntry
-from indexer.ranking import Scored
+from indexer.ranking import SCORE_DIGITS, Scored
 from indexer.recipe import VectorRecipe
 from indexer.results import DocumentEntry, Hit, Source, StoredDocument
 from indexer.segment import Segment
@@ -242,6 +242,22 @@ class Snapshot:
             text=document.text,
         )
 
+    def document_rows(self, doc_id: str) -> tuple[int, np.ndarray] | None:
+        """The part holding a live document and its sentence rows there, or None."""
+        located = self.locate([doc_id]).get(doc_id)
+        if located is None:
+            return None
+        first, count = self.parts[located.part].segment.sentence_range(located.row)
+        return located.part, np.arange(first, first + count)
+
+    def find_sentence(self, sentence_id: int) -> int | None:
+        """The address of the live sentence with this id, or None."""
+        for i, part in enumerate(self.parts):
+            rows = np.flatnonzero(part.segment.ids == sentence_id)
+            if len(rows) and part.live[rows[0]]:
+                return (i << ROW_BITS) | int(rows[0])
+        return None
+
     def listing(self, offset: int, limit: int) -> list[DocumentEntry]:
         """``limit`` live documents from the ``offset``-th on, segment by segment (whole
         segments are skipped by their counts; only the listed documents are read)."""
@@ -279,7 +295,7 @@ class Snapshot:
         context = excerpt.text
         return Hit(
             rank=rank,
-            score=round(scored.score, 6),
+            score=round(scored.score, SCORE_DIGITS),
             text=context[start - snippet_start : end - snippet_start],
             context=context,
             context_start=start - snippet_start,
@@ -296,8 +312,8 @@ class Snapshot:
             end=end,
             page=page_of(excerpt.pages, start),
             language=segment.info.languages[int(s["language"])],
-            dense_score=None if scored.dense is None else round(scored.dense, 6),
-            lexical_score=None if scored.lexical is None else round(scored.lexical, 6),
+            dense_score=None if scored.dense is None else round(scored.dense, SCORE_DIGITS),
+            lexical_score=None if scored.lexical is None else round(scored.lexical, SCORE_DIGITS),
         )
 
     def sentence_refs(self, addresses: np.ndarray) -> list[SentenceRef]:
