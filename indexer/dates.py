@@ -8,6 +8,7 @@ documents, see segment.SQL_FUNCTIONS).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ class When:
     timed: bool
 
 
+@functools.lru_cache(maxsize=4096)  # documents share dates; filters read them once per document
 def parse_date(text: str) -> When | None:
     """``text`` as an ISO 8601 date or date and time (``YYYY-MM-DD``, then optionally ``T`` or a
     space and a time, optionally an offset or ``Z``), else None."""

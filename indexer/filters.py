@@ -66,6 +66,7 @@ _WRITTEN = re.compile(r"!=|>=|<=|=|>|<")
 _WRITTEN_OPERATORS = {"=": "$eq", "!=": "$ne", ">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")  # as JSON writes numbers
 _INT64 = 2**63
+_AS_WRITTEN = "'????-??-??T??:??:??+00:00'"  # how findling writes `modified`
 
 Scalar = str | int | float | bool
 
@@ -351,6 +352,15 @@ def _compare(field: str, op: str, value: Scalar) -> tuple[str, list[Any]]:
 def _date(column: str, op: str, value: str) -> tuple[str, list[Any]]:
     when = parse_date(value)
     assert when is not None  # checked when the filter was read
+    if column == "modified":
+        # findling writes it in one shape (isoformat in UTC, to the second): read in SQL, which
+        # is ten times faster than calling Python for every document
+        written = f"CASE WHEN modified GLOB {_AS_WRITTEN} THEN "
+        if when.timed:
+            instant = "substr(modified, 1, 19) || '.000000' ELSE filter_instant(modified) END"
+            return f"({written}{instant}) {op} ?", [when.instant]
+        day = "substr(modified, 1, 10) ELSE filter_day(modified) END"
+        return f"({written}{day}) {op} ?", [when.day]
     if when.timed:
         return f"filter_instant({column}) {op} ?", [when.instant]
     return f"filter_day({column}) {op} ?", [when.day]
