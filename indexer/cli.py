@@ -300,7 +300,7 @@ def search_command(
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:
-        _print_results(response)
+        _print_results(response, grouped=group == "document")
 
 
 @app.command("similar")
@@ -341,17 +341,28 @@ def similar_command(
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:
-        _print_results(response)
+        _print_results(response, grouped=group == "document")
 
 
-def _print_results(response: Answer) -> None:
+def _print_results(response: Answer, grouped: bool = False) -> None:
+    """Each passage with its place and context; grouped by document: the document, then its
+    passages."""
     if not response.results:
         out.print("no results")
+    shown = None
     for r in response.results:
-        where = f"{r.source}  ¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
+        where = f"¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
         if r.page is not None:
             where += f", page {r.page}"
-        out.print(f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
+        if not grouped:
+            head = f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]"
+            out.print(f"{head}  [dim]{escape(r.source)}  {escape(where)}[/]")
+        else:
+            if shown != r.rank:
+                title = f"  [dim]{escape(r.title)}[/]" if r.title else ""
+                out.print(f"[bold cyan]{r.rank}.[/] {escape(r.source)}{title}")
+                shown = r.rank
+            out.print(f"   [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
         before = r.context[: r.context_start]
         after = r.context[r.context_end :]
         out.print(f"   [dim]{escape(before)}[/][bold]{escape(r.text)}[/][dim]{escape(after)}[/]\n")

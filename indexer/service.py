@@ -420,13 +420,12 @@ class SearchService:
                 'e.g. {"document_id": "..."}, the document_id of a search hit',
             )
         selection = self._check_selection(k, offset, min_score, group)
+        text = None if text is None else self._check_query(text)
+        snapshot = self._current() if text is None else self._ready()
         started = time.perf_counter()
         if text is not None:
-            text = self._check_query(text)
-            snapshot = self._ready()
             label, vector, allowed = text, self.embed([text], SIMILAR_TEXT_AS)[0], None
         else:
-            snapshot = self._current()
             label, vector, allowed = self._stored_like(snapshot, document_id, sentence_id)
         if filters and allowed is None:
             allowed = snapshot.allowed(filters)

@@ -139,3 +139,16 @@ def test_paging_on_the_command_line(
     assert json.loads(result.stdout)["results"] == [h.to_json() for h in expected.results]
     result = CliRunner().invoke(app, ["search", "Rhein", "--group", "page"])
     assert result.exit_code == 1 and "unknown group 'page'" in result.stderr
+
+
+def test_grouped_results_are_shown_under_their_document(
+    hashing_env: Settings, many: SearchService
+) -> None:
+    result = CliRunner().invoke(app, ["search", "Rhein Hafen", "-k", "2", "--group", "document"])
+    assert result.exit_code == 0, result.output
+    heads = [line for line in result.stdout.splitlines() if line[:2] in ("1.", "2.")]
+    assert [line.split()[1] for line in heads] == list(
+        dict.fromkeys(
+            h.document_id for h in many.search("Rhein Hafen", k=2, group="document").results
+        )
+    )
