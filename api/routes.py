@@ -247,9 +247,8 @@ def list_documents(
 @reads.get("/documents/{doc_id:path}", response_model=DocumentResponse, tags=["documents"])
 def get_document(
     service: Service,
-    doc_id: Annotated[
-        str, PathParam(max_length=MAX_ID_CHARS, description="The id, URL-encoded (/ as %2F).")
-    ],
+    # no max_length: an id past it would be past the 16 KiB request line first (431)
+    doc_id: Annotated[str, PathParam(description="The id, URL-encoded (/ as %2F).")],
 ) -> DocumentResponse:
     """A whole document: its text, title, source, metadata, modification time, language,
     sentence count and (PDFs) where its pages start. Its id is a search hit's `document_id`."""
