@@ -49,6 +49,30 @@ ModeOption = Annotated[
 ]
 
 
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="key=value, key!=value, key>=value (also >, <, <=), e.g. lang=de, "
+        "source='*.md' or modified>=2024-01-01; repeatable, all must hold.",
+    ),
+]
+OffsetOption = Annotated[
+    int, typer.Option("--offset", help="Skip this many results (the next page).", min=0)
+]
+MinScoreOption = Annotated[
+    float | None, typer.Option("--min-score", help="Leave out results scoring below this.")
+]
+GroupOption = Annotated[
+    str,
+    typer.Option(
+        "--group",
+        help="paragraph (one result per paragraph) or document (k documents, each with its "
+        "best passages, at most 3).",
+    ),
+]
+
+
 def handle_errors(command: F) -> F:
     """Map domain errors to a message on stderr and exit code 1 (usage errors exit 2)."""
 
@@ -256,10 +280,10 @@ def search_command(
     question: Annotated[str, typer.Argument(help="A question in German or English.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
     mode: ModeOption = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="key=value, e.g. lang=de or source='*.md'; repeatable."),
-    ] = None,
+    filters: FilterOption = None,
+    offset: OffsetOption = 0,
+    min_score: MinScoreOption = None,
+    group: GroupOption = "paragraph",
     collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
@@ -276,19 +300,76 @@ def search_command(
     from indexer.filters import parse_filters
 
     service = create_service(_settings(index_dir, collection))
-    response = service.search(question, k, mode, parse_filters(filters or []))
+    where = parse_filters(filters or [])
+    response = service.search(
+        question, k, mode, where, offset=offset, min_score=min_score, group=group
+    )
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:
-        _print_results(response)
+        _print_results(response, grouped=group == "document")
 
 
-def _print_results(response: Answer) -> None:
+@app.command("similar")
+@handle_errors
+def similar_command(
+    document: Annotated[
+        str | None, typer.Option("--document", help="Like this document (its id).")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Like this text.")] = None,
+    sentence: Annotated[
+        int | None, typer.Option("--sentence", help="Like this sentence (its sentence_id).")
+    ] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
+    filters: FilterOption = None,
+    offset: OffsetOption = 0,
+    min_score: MinScoreOption = None,
+    group: GroupOption = "paragraph",
+    collection: Collection = None,
+    index_dir: IndexDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """More like this: passages like a document, a text or a sentence (give one), leaving out
+    the document itself."""
+    from indexer.catalog import create_service
+    from indexer.filters import parse_filters
+
+    service = create_service(_settings(index_dir, collection))
+    response = service.similar(
+        document_id=document,
+        text=text,
+        sentence_id=sentence,
+        k=k,
+        filters=parse_filters(filters or []),
+        offset=offset,
+        min_score=min_score,
+        group=group,
+    )
+    if as_json:
+        print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_results(response, grouped=group == "document")
+
+
+def _print_results(response: Answer, grouped: bool = False) -> None:
+    """Each passage with its place and context; grouped by document: the document, then its
+    passages."""
     if not response.results:
         out.print("no results")
+    shown = None
     for r in response.results:
-        where = f"{r.source}  ¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
-        out.print(f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
+        where = f"¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
+        if r.page is not None:
+            where += f", page {r.page}"
+        if not grouped:
+            head = f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]"
+            out.print(f"{head}  [dim]{escape(r.source)}  {escape(where)}[/]")
+        else:
+            if shown != r.rank:
+                title = f"  [dim]{escape(r.title)}[/]" if r.title else ""
+                out.print(f"[bold cyan]{r.rank}.[/] {escape(r.source)}{title}")
+                shown = r.rank
+            out.print(f"   [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
         before = r.context[: r.context_start]
         after = r.context[r.context_end :]
         out.print(f"   [dim]{escape(before)}[/][bold]{escape(r.text)}[/][dim]{escape(after)}[/]\n")
@@ -461,7 +542,8 @@ def mcp_command(
     collection: Collection = None,
     index_dir: IndexDir = None,
 ) -> None:
-    """Serve the index to chatbots over MCP: tools `search` and `info` (stdio by default)."""
+    """Serve the index to chatbots over MCP: tools `search`, `fetch` and `info` (stdio by
+    default)."""
     if transport not in ("stdio", "streamable-http"):
         raise typer.BadParameter("use stdio or streamable-http", param_hint="--transport")
     from indexer.mcp_server import run_mcp_server

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -53,6 +54,7 @@ class Document:
     title: str = ""
     modified: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[int, ...] = ()  # where each page starts in ``text`` (PDFs; see formats.py)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _document(
         title=item.title,
         modified=modified,
         metadata=item.metadata,
+        pages=item.pages,
     )
 
 
@@ -288,10 +291,16 @@ def language_code(tag: str) -> str:
 
 
 def check_metadata(metadata: Mapping[str, Any]) -> None:
-    """Refuse metadata nested deeper than MAX_METADATA_DEPTH (what stores it recurses)."""
+    """Refuse metadata nested deeper than MAX_METADATA_DEPTH (what stores it recurses), or
+    holding NaN or infinity (which JSON, and so SQLite and every client, cannot read)."""
     pending: list[tuple[Any, int]] = [(metadata, 1)]
     while pending:
         value, depth = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRequestError(
+                f"metadata holds the number {value}, which JSON cannot hold",
+                "use finite numbers, or null",
+            )
         if isinstance(value, Mapping):
             children: Iterable[Any] = value.values()
         elif isinstance(value, list | tuple):

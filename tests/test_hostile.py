@@ -444,8 +444,8 @@ def _cases() -> list[Case]:
         ("DELETE", "/search", "GET, POST"),
         ("PUT", "/health", "GET"),
         ("POST", "/info", "GET"),
-        ("GET", "/documents/x", "PUT, DELETE"),
-        ("PATCH", "/documents", "POST"),
+        ("PATCH", "/documents/x", "GET, PUT, DELETE"),
+        ("PATCH", "/documents", "GET, POST"),
     ]:
         cases.append(
             Case(
