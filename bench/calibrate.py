@@ -79,6 +79,7 @@ def main() -> None:
         stored = {
             "model": embedder.name,
             "fusion": [options.fusion.lexical_weight, options.fusion.cross_language_weight],
+            "centring": options.recipe.for_model(embedder.name).centring,
             "fitted_with": f"{settings.backend}, fusion {options.fusion.lexical_weight:g}/"
             f"{options.fusion.cross_language_weight:g}, XQuAD dev articles 0-11 (bench/calibrate)",
             "features": list(FEATURES),

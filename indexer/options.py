@@ -54,7 +54,9 @@ class SearchOptions:
             fusion=Fusion(settings.hybrid_lexical_weight, settings.hybrid_cross_language_weight),
             max_file_bytes=int(settings.max_file_mb * MB),
             ann_threshold=settings.ann_threshold,
-            recipe=VectorRecipe(settings.recipe, settings.recipe_window),
+            recipe=VectorRecipe(
+                settings.recipe, settings.recipe_window, centring=settings.centring
+            ),
             batch_size=settings.batch_size,
             quantize=settings.quantize,
             write_wait=settings.write_wait,

@@ -42,14 +42,19 @@ def score_description(recipe: VectorRecipe | None = None, fusion: Fusion | None 
     """What a result's ``score`` means: the one text the API schema, the MCP tool, the search
     page and the README show (a test checks that they agree)."""
     recipe, fusion = recipe or VectorRecipe(), fusion or Fusion()
+    spread = (
+        "with the default model an answer scores about 0.4-0.7, unrelated text about 0.2"
+        if recipe.centring == "language"
+        else "the default model's scores cluster between 0.7 and 0.9"
+    )
     across = (
         f" ({fusion.cross_language_weight:g} x that share when they do not)"
         if fusion.cross_language_weight
         else ""
     )
     return (
-        f"Higher is better. dense: {recipe.dense_score_meaning()} (this model's scores cluster "
-        "between 0.7 and 0.9); bm25: the share of the question the sentence matches (its BM25 "
+        f"Higher is better. dense: {recipe.dense_score_meaning()} ({spread}); bm25: the share "
+        "of the question the sentence matches (its BM25 "
         "divided by what an average-length sentence holding every question word once would "
         "score, or by the best hit if that scores more), in [0, 1]; hybrid: dense + "
         f"{fusion.lexical_weight:g} x that share when question and sentence share a "
@@ -63,7 +68,7 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 PROBABILITY_DESCRIPTION = (
     "The probability that this passage's paragraph answers the question, calibrated so that a "
     "threshold means the same for every question and language pair (on questions kept apart "
-    "from the fit, hits with at least 0.5 were right 80-84% of the time in German and English "
+    "from the fit, hits with at least 0.5 were right 77-84% of the time in German and English "
     "alike); null where no calibration fits (another model, other fusion weights, bm25 mode)."
 )
 
@@ -78,17 +83,26 @@ def calibration_features(score: float, top: float, same_language: bool) -> list[
 @dataclass(frozen=True)
 class Calibration:
     """A logistic map from a hit's score to the probability that its paragraph is relevant,
-    per search mode, fitted by ``python -m bench.calibrate`` for one model and fusion."""
+    per search mode, fitted by ``python -m bench.calibrate`` for one model, vector centring and
+    fusion."""
 
     model: str
     fusion: tuple[float, float]
     modes: dict[str, np.ndarray]
+    centring: str = "none"
 
     def probability(
-        self, model: str, fusion: Fusion, mode: str, score: float, top: float, same: bool
+        self,
+        model: str,
+        centring: str,
+        fusion: Fusion,
+        mode: str,
+        score: float,
+        top: float,
+        same: bool,
     ) -> float | None:
         weights = self.modes.get(mode)
-        if weights is None or model != self.model:
+        if weights is None or model != self.model or centring != self.centring:
             return None
         if (fusion.lexical_weight, fusion.cross_language_weight) != self.fusion and mode != "dense":
             return None
@@ -105,6 +119,7 @@ def calibration() -> Calibration | None:
     return Calibration(
         model=data["model"],
         fusion=(float(data["fusion"][0]), float(data["fusion"][1])),
+        centring=str(data.get("centring", "none")),
         modes={
             mode: np.array([weights[f] for f in data["features"]], dtype=np.float64)
             for mode, weights in data["modes"].items()

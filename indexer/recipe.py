@@ -2,20 +2,27 @@
 
 A sentence is embedded alone and, unless the recipe is ``none``, together with its context (its
 paragraph, cut into pieces when long, or a window of neighbouring sentences); the stored vector
-is the mean of the two. One index holds one kind of vector, so readers and incremental updates
-use the recipe of the index they opened, never the configured one.
+is the mean of the two. With ``centring="language"`` (the default for a model that ships
+language means) every embedding is first moved away from its language's mean and brought back to
+unit length, questions too: what is left says what a text is about more than which language it
+is in, so a question finds its answer in the other language although its own language's texts
+are there too. One index holds one kind of vector, so readers and incremental updates use the
+recipe of the index they opened, never the configured one.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from itertools import groupby
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
-from indexer.defaults import PIECE_CHARS, RECIPE, RECIPE_WINDOW, RecipeKind
+from indexer.defaults import CENTRING, PIECE_CHARS, RECIPE, RECIPE_WINDOW, Centring, RecipeKind
 from indexer.documents import Sentence, neighbours
 from indexer.errors import IndexCorruptError, InvalidRequestError
 
@@ -23,23 +30,101 @@ if TYPE_CHECKING:
     from indexer.model.embedder import Embedder
 
 KINDS: tuple[str, ...] = get_args(RecipeKind)
+CENTRINGS: tuple[str, ...] = get_args(Centring)
+LANGUAGE_MEANS_FILE = Path(__file__).with_name("language_means.json")
+# what is centred: a bare sentence, the context it is embedded with, a question (e5's prompts
+# differ, and so do their means)
+Role = str
+ROLES = ("sentence", "context", "query")
+
+
+@dataclass(frozen=True)
+class LanguageMeans:
+    """Each language's mean embedding by one model, per role, and how much of it is taken away
+    (``strength``); fitted by ``bench/centre.py`` on dev data."""
+
+    model: str
+    strength: float
+    means: Mapping[str, Mapping[str, np.ndarray]]  # role -> language -> mean
+
+    def centre(self, vectors: np.ndarray, languages: Sequence[str], role: Role) -> np.ndarray:
+        """``vectors`` moved away from their language's mean, at unit length. A language
+        without a mean of its own takes the mean of those known (the part they share)."""
+        known = self.means[role]
+        shared = np.mean(list(known.values()), axis=0)
+        table = np.stack([known.get(language, shared) for language in languages])
+        moved = np.asarray(vectors, dtype=np.float32) - self.strength * table
+        norms = np.linalg.norm(moved, axis=-1, keepdims=True)
+        return np.asarray(moved / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+@lru_cache(maxsize=8)
+def language_means(model: str) -> LanguageMeans | None:
+    """The shipped language means of ``model`` (``indexer/language_means.json``), if any."""
+    if not LANGUAGE_MEANS_FILE.is_file():
+        return None
+    data = json.loads(LANGUAGE_MEANS_FILE.read_text(encoding="utf-8"))
+    if data.get("model") != model:
+        return None
+    means = {
+        role: {lang: np.asarray(v, dtype=np.float32) for lang, v in data["means"][role].items()}
+        for role in ROLES
+    }
+    return LanguageMeans(model, float(data["strength"]), means)
 
 
 @dataclass(frozen=True)
 class VectorRecipe:
     """``kind``: what a sentence is embedded with besides itself (paragraph, window or none);
     ``window``: neighbours either side for ``window``; ``piece_chars``: the longest paragraph
-    piece for ``paragraph``."""
+    piece for ``paragraph``; ``centring``: ``language`` moves every embedding away from its
+    language's mean (see the module's docstring), ``none`` keeps them as the model gives them."""
 
     kind: str = RECIPE
     window: int = RECIPE_WINDOW
     piece_chars: int = PIECE_CHARS
+    centring: str = CENTRING
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise InvalidRequestError(
                 f"unknown vector recipe {self.kind!r}", f"use one of: {', '.join(KINDS)}"
             )
+        if self.centring not in CENTRINGS:
+            raise InvalidRequestError(
+                f"unknown centring {self.centring!r}", f"use one of: {', '.join(CENTRINGS)}"
+            )
+
+    def for_model(self, model: str) -> VectorRecipe:
+        """The recipe a new index of ``model`` gets: no centring if the model ships no means."""
+        if self.centring == "language" and language_means(model) is None:
+            return replace(self, centring="none")
+        return self
+
+    def _means(self, model: str) -> LanguageMeans | None:
+        if self.centring == "none":
+            return None
+        means = language_means(model)
+        if means is None:
+            raise IndexCorruptError(
+                f"the index centres {model}'s vectors on language means this version does not ship",
+                "rebuild with `findling index --rebuild`",
+            )
+        return means
+
+    def query_vector(self, embedder: Embedder, query: str, language: str) -> np.ndarray:
+        """A question's vector, made as this recipe makes stored vectors."""
+        vector = embedder.embed_query(query)
+        means = self._means(embedder.name)
+        return vector if means is None else means.centre(vector[None, :], [language], "query")[0]
+
+    def text_vector(self, embedder: Embedder, text: str, language: str, role: Role) -> np.ndarray:
+        """A text's vector embedded as a question (``role="query"``) or as a passage."""
+        if role == "query":
+            return self.query_vector(embedder, text, language)
+        vector = embedder.embed_documents([text])[0]
+        means = self._means(embedder.name)
+        return vector if means is None else means.centre(vector[None, :], [language], role)[0]
 
     @property
     def sentence_alone(self) -> bool:
@@ -49,16 +134,22 @@ class VectorRecipe:
     def describe(self) -> str:
         """What a stored vector is, as a formula."""
         if self.sentence_alone:
-            return "embed(sentence)"
-        if self.kind == "paragraph":
-            return (
+            formula = "embed(sentence)"
+        elif self.kind == "paragraph":
+            formula = (
                 "mean(embed(sentence), embed(its paragraph, or the piece of at most "
                 f"{self.piece_chars} characters of it that holds the sentence))"
             )
-        return (
-            "mean(embed(sentence), embed(sentence with its neighbours in the paragraph, "
-            f"up to {self.window} each side))"
-        )
+        else:
+            formula = (
+                "mean(embed(sentence), embed(sentence with its neighbours in the paragraph, "
+                f"up to {self.window} each side))"
+            )
+        if self.centring == "language":
+            formula += (
+                "; embed(x) = unit(model(x) - s x mean(model, language of x)), the question's too"
+            )
+        return formula
 
     def dense_score_meaning(self) -> str:
         """What a dense score is under this recipe, in words (for people and chatbots)."""
@@ -70,9 +161,10 @@ class VectorRecipe:
             if self.kind == "paragraph"
             else f"with it and its neighbours (up to {self.window} each side)"
         )
+        centred = " (each centred on its language's mean)" if self.centring == "language" else ""
         return (
             "the mean of the cosine similarities of the question with the sentence and "
-            f"{context}, in [-1, 1]"
+            f"{context}{centred}, in [-1, 1]"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -84,7 +176,8 @@ class VectorRecipe:
         whole name ``context`` and ``context_window`` (and, before those, used a window of 1)."""
         try:
             if "recipe" in data:
-                return cls(**data["recipe"])
+                # indexes written before centring existed hold model vectors as they are
+                return cls(**{"centring": "none", **data["recipe"]})
             return cls(str(data.get("context", "window")), int(data.get("context_window", 1)))
         except (TypeError, ValueError, InvalidRequestError) as exc:
             raise IndexCorruptError(
@@ -136,9 +229,15 @@ class VectorRecipe:
         embedded = _embed_all(embedder, unique, batch_size)
         row = {text: i for i, text in enumerate(unique)}
         sentence_vectors = embedded[[row[t] for t in bare]]
+        means = self._means(embedder.name)
+        languages = [s.language for s in sentences]
+        if means is not None:
+            sentence_vectors = means.centre(sentence_vectors, languages, "sentence")
         if contexts is None:
             return np.asarray(sentence_vectors, dtype=np.float32)
         context_vectors = embedded[[row[t] for t in contexts]]
+        if means is not None:
+            context_vectors = means.centre(context_vectors, languages, "context")
         return np.asarray((sentence_vectors + context_vectors) / 2, dtype=np.float32)
 
 

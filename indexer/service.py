@@ -238,7 +238,7 @@ class SearchService:
                 self.index_dir,
                 base,
                 self.embedder.name,
-                self.options.recipe,
+                self.options.recipe.for_model(self.embedder.name),
                 Layout(self.options.ann_threshold, self.options.quantize),
                 numbering=self._numbering() if base is None else None,
             )
@@ -402,10 +402,13 @@ class SearchService:
         ranked = self._rank(snapshot, query, chosen, _depth(selection), allowed)
         results = self._hits(snapshot, ranked, selection)
         if ranked:  # relative to the best score overall, not the best on this page
-            results = self._calibrated(results, chosen, query, ranked[0].score)
+            centring = snapshot.recipe.centring
+            results = self._calibrated(results, chosen, query, ranked[0].score, centring)
         return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
 
-    def _calibrated(self, hits: list[Hit], mode: Mode, query: str, top: float) -> list[Hit]:
+    def _calibrated(
+        self, hits: list[Hit], mode: Mode, query: str, top: float, centring: str
+    ) -> list[Hit]:
         """The hits with the calibrated probability that they answer the question, if the
         shipped calibration fits this model, mode and fusion (``top``: the best score)."""
         fit = calibration()
@@ -414,7 +417,13 @@ class SearchService:
         language = detect_language(query)
         probabilities = [
             fit.probability(
-                self.embedder.name, self.options.fusion, mode, h.score, top, h.language == language
+                self.embedder.name,
+                centring,
+                self.options.fusion,
+                mode,
+                h.score,
+                top,
+                h.language == language,
             )
             for h in hits
         ]
@@ -453,7 +462,10 @@ class SearchService:
         snapshot = self._current() if text is None else self._ready()
         started = time.perf_counter()
         if text is not None:
-            label, vector, allowed = text, self.embed([text], SIMILAR_TEXT_AS)[0], None
+            vector = snapshot.recipe.text_vector(
+                self.embedder, text, detect_language(text), SIMILAR_TEXT_AS
+            )
+            label, allowed = text, None
         else:
             label, vector, allowed = self._stored_like(snapshot, document_id, sentence_id)
         if filters and allowed is None:
@@ -530,10 +542,10 @@ class SearchService:
     ) -> list[Scored]:
         found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
         dense = lexical = None
-        if mode in ("dense", "hybrid"):
-            query_vector = self.embedder.embed_query(query)
-            found.append(snapshot.dense(query_vector, depth, allowed))
         language = detect_language(query)
+        if mode in ("dense", "hybrid"):
+            query_vector = snapshot.recipe.query_vector(self.embedder, query, language)
+            found.append(snapshot.dense(query_vector, depth, allowed))
         if mode in ("bm25", "hybrid"):
             normalised = snapshot.lexical(analyze(query, language)).normalised()
             found.append(snapshot.lexical_top(normalised, depth, allowed))

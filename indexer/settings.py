@@ -82,6 +82,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FINDLING_RECIPE_WINDOW", "FINDLING_CONTEXT_WINDOW"),
         description="Neighbouring sentences each side when FINDLING_RECIPE is window.",
     )
+    centring: defaults.Centring = Field(
+        default=defaults.CENTRING,
+        description=(
+            "language: a new index moves every embedding (questions too) away from its "
+            "language's mean, so that a question finds answers in the other language although "
+            "texts in its own language are there too (models that ship language means; see "
+            "README, Retrieval quality); none: embeddings as the model gives them. An existing "
+            "index keeps its own."
+        ),
+    )
     quantize: Quantize = Field(
         default=defaults.QUANTIZE,
         description=(

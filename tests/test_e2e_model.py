@@ -110,3 +110,29 @@ def test_hits_carry_a_calibrated_probability(real: SearchService) -> None:
     assert known[0] == max(known)
     assert known[0] > 0.5  # the right answer, confidently
     assert real.search("Blinken", k=3, mode="bm25").results[0].probability is None
+
+
+# English news on other subjects: the English questions' answers stand in German only
+ENGLISH_NEWS = """Harbour festival draws record crowds
+
+More than 40,000 visitors came to the harbour festival on Saturday, the organisers said on Monday.
+The mayor opened the festival with a speech about the town's fishing fleet.
+A new ferry to the islands will cost 12 million pounds and is expected to sail next spring.
+The council says ticket prices will rise by ten percent in January.
+Local hotels reported that almost every room was booked for the weekend.
+
+Storms are expected later this week, and the coastguard has warned sailors to stay in port.
+The minister for transport will visit the town on Friday to discuss the new railway line.
+"""
+
+
+def test_english_questions_find_german_answers_beside_english_texts(tmp_path: Path) -> None:
+    (tmp_path / "news.en.txt").write_text(ENGLISH_NEWS, encoding="utf-8")
+    service = create_service(Settings(index_dir=tmp_path / "index", model="multilingual-e5-small"))
+    service.build([SEEDS, tmp_path / "news.en.txt"])
+    english = QUESTIONS[7:]  # the questions asked in English
+    ranks = {q: _rank(service, q, fragment) for q, fragment in english}
+    print("\n".join(f"{rank}  {q}" for q, rank in ranks.items()))
+    assert len(ranks) == 7
+    missed = [q for q, rank in ranks.items() if rank is None or rank > 3]
+    assert not missed, f"not in the top 3: {missed}"

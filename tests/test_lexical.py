@@ -189,14 +189,18 @@ def test_collapse_keeps_the_best_sentence_per_paragraph() -> None:
 def test_a_calibration_maps_scores_to_probabilities_for_its_own_model_only() -> None:
     from indexer.ranking import Calibration, calibration
 
-    fit = Calibration("m", (0.1, 0.0), {"hybrid": np.array([-10.0, 12.0, -20.0, 0.0, 0.0])})
-    near = fit.probability("m", Fusion(), "hybrid", 0.9, 0.9, True)
+    weights = {"hybrid": np.array([-10.0, 12.0, -20.0, 0.0, 0.0])}
+    fit = Calibration("m", (0.2, 0.0), weights, centring="language")
+    near = fit.probability("m", "language", Fusion(), "hybrid", 0.9, 0.9, True)
     assert near is not None and near == pytest.approx(1 / (1 + math.exp(-(-10 + 12 * 0.9))))
-    below = fit.probability("m", Fusion(), "hybrid", 0.8, 0.9, True)  # far below the first hit
+    below = fit.probability(
+        "m", "language", Fusion(), "hybrid", 0.8, 0.9, True
+    )  # far below the first hit
     assert below is not None and below < near
-    assert fit.probability("other", Fusion(), "hybrid", 0.9, 0.9, True) is None
-    assert fit.probability("m", Fusion(0.3), "hybrid", 0.9, 0.9, True) is None
-    assert fit.probability("m", Fusion(), "bm25", 0.9, 0.9, True) is None
+    assert fit.probability("other", "language", Fusion(), "hybrid", 0.9, 0.9, True) is None
+    assert fit.probability("m", "language", Fusion(0.3), "hybrid", 0.9, 0.9, True) is None
+    assert fit.probability("m", "language", Fusion(), "bm25", 0.9, 0.9, True) is None
+    assert fit.probability("m", "none", Fusion(), "hybrid", 0.9, 0.9, True) is None
     shipped = calibration()  # the fit for the default model, in the package
     assert shipped is not None and shipped.model == "multilingual-e5-small"
     assert set(shipped.modes) == {"hybrid", "dense"}

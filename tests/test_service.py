@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from indexer.defaults import LEXICAL_WEIGHT
 from indexer.documents import Sentence
 from indexer.errors import (
     IndexCorruptError,
@@ -59,7 +60,8 @@ def test_search_returns_the_sentence_with_context_and_offsets(built: SearchServi
     )
     assert [r.rank for r in response.results] == [1, 2, 3]
     scores = [r.score for r in response.results]
-    assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
+    assert scores == sorted(scores, reverse=True)
+    assert -1.0 <= scores[-1] <= scores[0] <= 1.0 + LEXICAL_WEIGHT
 
 
 def test_results_are_one_per_paragraph(built: SearchService) -> None:
@@ -87,7 +89,9 @@ def test_hybrid_reports_both_legs(built: SearchService) -> None:
     top = built.search("Köln und Düsseldorf", k=1, mode="hybrid").results[0]
     assert top.dense_score is not None and top.lexical_score is not None
     assert 0.5 < top.lexical_score <= 1.0  # both words matched
-    assert top.score == pytest.approx(top.dense_score + 0.1 * top.lexical_score, abs=1e-5)
+    assert top.score == pytest.approx(
+        top.dense_score + LEXICAL_WEIGHT * top.lexical_score, abs=1e-5
+    )
 
 
 def test_unknown_mode_is_refused(built: SearchService) -> None:
