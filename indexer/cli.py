@@ -102,6 +102,14 @@ def index_command(
             "change or disappear (Ctrl-C stops).",
         ),
     ] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            help="Split a new (or --rebuild) collection into N shards by document id; an "
+            "existing one keeps its own.",
+        ),
+    ] = None,
     collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
@@ -112,7 +120,7 @@ def index_command(
     if watch:
         _watch(paths, prune, rebuild, collection, index_dir, as_json)
     else:
-        _update(paths, prune, rebuild, collection, index_dir, as_json)
+        _update(paths, prune, rebuild, collection, index_dir, as_json, shards)
 
 
 @app.command("add")
@@ -134,17 +142,23 @@ def _update(
     collection: str | None,
     index_dir: Path | None,
     as_json: bool,
+    shards: int | None = None,
 ) -> None:
     from indexer.catalog import create_service
     from indexer.documents import check_paths
 
     check_paths(paths)
     service = create_service(_settings(index_dir, collection))
-    _report(_build(service, paths, prune, rebuild, as_json), as_json)
+    _report(_build(service, paths, prune, rebuild, as_json, shards), as_json)
 
 
 def _build(
-    service: SearchService, paths: list[Path], prune: bool, rebuild: bool, as_json: bool
+    service: SearchService,
+    paths: list[Path],
+    prune: bool,
+    rebuild: bool,
+    as_json: bool,
+    shards: int | None = None,
 ) -> BuildSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -156,6 +170,7 @@ def _build(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             prune=prune,
             rebuild=rebuild,
+            shards=shards,
         )
 
 

@@ -42,9 +42,10 @@ from indexer.pipeline import Prepared, prepared
 from indexer.ranking import MODES, Scored, collapse, fuse
 from indexer.recipe import VectorRecipe
 from indexer.results import Answer, BuildSummary, Hit, Source
+from indexer.shards import shard_count
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
-from indexer.writer import GenerationWriter, Layout
+from indexer.writer import GenerationWriter, Layout, ShardedWriter, Writer
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 EMBED_CHUNK_SENTENCES = 2048  # sentences embedded at a time while the next are prepared
@@ -92,12 +93,14 @@ class SearchService:
         *,
         prune: bool = True,
         rebuild: bool = False,
+        shards: int | None = None,
     ) -> BuildSummary:
         """Bring the collection up to date with the documents below ``paths``.
 
         New files are added, changed files re-embedded, unchanged files cost nothing; with
         ``prune``, documents of files under ``paths`` that are gone are removed. ``rebuild``
-        starts from nothing.
+        starts from nothing. ``shards``: split a new (or rebuilt) collection into that many
+        shards (see shards.py); an existing one keeps its own.
         """
         read = read_documents(paths, self.options.max_file_bytes)
         if not read.documents and (rebuild or not self._has_index()):
@@ -113,17 +116,22 @@ class SearchService:
             old = {} if base is None else {d.id: d.sha256 for d in base.documents()}
             return plan_update(old, read.documents, protected, roots)
 
-        return self._write(plan, read.skipped, rebuild=rebuild, progress=progress)
+        return self._write(plan, read.skipped, rebuild=rebuild, progress=progress, shards=shards)
 
     def build_documents(
-        self, documents: list[Document], progress: Progress | None = None
+        self,
+        documents: list[Document],
+        progress: Progress | None = None,
+        shards: int | None = None,
     ) -> BuildSummary:
-        """Index ready-made documents (e.g. an evaluation corpus) as a fresh collection."""
+        """Index ready-made documents (e.g. an evaluation corpus) as a fresh collection, in
+        ``shards`` shards if given."""
         return self._write(
             lambda base: plan_update({}, documents, set(), None),
             [],
             rebuild=True,
             progress=progress,
+            shards=shards,
         )
 
     def remove(self, targets: Sequence[Path], pattern: str | None = None) -> BuildSummary:
@@ -212,6 +220,7 @@ class SearchService:
         most_merges: int | None = None,
         force: bool = False,
         locked: bool = False,
+        shards: int | None = None,
     ) -> BuildSummary:
         """Plan, write and commit the next generation under the writer locks."""
         started = time.perf_counter()
@@ -219,17 +228,12 @@ class SearchService:
         with in_process, writer_lock(self.index_dir, wait):
             prune(self.index_dir)  # what a crashed writer left goes first
             base = None if rebuild or not self._has_index() else self._base()
+            if base is not None:
+                shard_count(base.manifest, shards, rebuilding=False)  # refused before any work
             plan = plan_for(base)
             if base is not None and plan.empty and not force:
                 return _summary(self.index_dir, base.manifest, plan, skipped, 0, started)
-            writer = GenerationWriter(
-                self.index_dir,
-                base,
-                self.embedder.name,
-                self.options.recipe,
-                Layout(self.options.ann_threshold, self.options.quantize),
-                numbering=self._numbering() if base is None else None,
-            )
+            writer = self._writer(base, shards)
             try:
                 writer.delete(plan.remove)
                 embedded = self._add(writer, plan.embed, progress)
@@ -242,9 +246,17 @@ class SearchService:
             prune(self.index_dir)
         return _summary(self.index_dir, manifest, plan, skipped, embedded, started)
 
-    def _add(
-        self, writer: GenerationWriter, documents: list[Document], progress: Progress | None
-    ) -> int:
+    def _writer(self, base: Snapshot | None, shards: int | None) -> Writer:
+        """The writer of the next generation: sharded if the collection is (or is to be)."""
+        numbering = self._numbering() if base is None else None
+        count = shard_count(base.manifest if base else numbering, shards, base is None)
+        layout = Layout(self.options.ann_threshold, self.options.quantize)
+        model, recipe = self.embedder.name, self.options.recipe
+        if count:
+            return ShardedWriter(self.index_dir, base, model, recipe, layout, count, numbering)
+        return GenerationWriter(self.index_dir, base, model, recipe, layout, numbering=numbering)
+
+    def _add(self, writer: Writer, documents: list[Document], progress: Progress | None) -> int:
         """Split, embed and write ``documents`` as new segments of at most
         ``options.segment_sentences`` sentences each; returns the sentences embedded.
 
@@ -443,7 +455,7 @@ class _Pending:
         self.vectors.append(vectors)
         self.sentences += sum(len(p.sentences) for p in chunk)
 
-    def write(self, writer: GenerationWriter) -> None:
+    def write(self, writer: Writer) -> None:
         sentences = [s for p in self.items for s in p.sentences]
         postings = Postings.build([terms for p in self.items for terms in p.terms])
         documents = [p.document for p in self.items if p.sentences]
