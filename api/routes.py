@@ -13,6 +13,7 @@ from api.errors import ERROR_RESPONSES, READY_RESPONSES, WRITE_RESPONSES, error_
 from api.observability import observe_index
 from api.routing import BodyRules, OpenRoute, ReadRoute, WriteRoute
 from api.schemas import (
+    ALLOW_PARTIAL_DESCRIPTION,
     FILTER_DESCRIPTION,
     MODE_DESCRIPTION,
     BatchSearchRequest,
@@ -92,18 +93,19 @@ def search_get(
     k: Annotated[int | None, Query(ge=1, description="How many passages to return.")] = None,
     mode: Annotated[Mode | None, Query(description=MODE_DESCRIPTION)] = None,
     filter: Annotated[list[str] | None, Query(description=FILTER_DESCRIPTION)] = None,
+    allow_partial: Annotated[bool, Query(description=ALLOW_PARTIAL_DESCRIPTION)] = False,
 ) -> dict[str, Any]:
     """Find the passages that best answer a German or English question.
 
     Each result is the best-matching sentence of one paragraph, with the paragraph as context.
     """
-    return service.search(q, k, mode, parse_filters(filter or [])).to_json()
+    return service.search(q, k, mode, parse_filters(filter or []), allow_partial).to_json()
 
 
 @reads.post("/search", response_model=SearchResponse, tags=["search"])
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
-    return service.search(body.query, body.k, body.mode, body.filters).to_json()
+    return service.search(body.query, body.k, body.mode, body.filters, body.allow_partial).to_json()
 
 
 @reads.get("/info", tags=["index"])
@@ -138,7 +140,8 @@ def search_batch(service: Service, body: BatchSearchRequest) -> dict[str, Any]:
     # the route class has counted the queries before they were parsed (see body_rules)
     return {
         "responses": [
-            service.search(q.query, q.k, q.mode, q.filters).to_json() for q in body.queries
+            service.search(q.query, q.k, q.mode, q.filters, q.allow_partial).to_json()
+            for q in body.queries
         ]
     }
 

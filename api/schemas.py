@@ -23,6 +23,12 @@ FILTER_DESCRIPTION = (
 )
 
 
+ALLOW_PARTIAL_DESCRIPTION = (
+    "On a server whose shards run on a Ray cluster: answer from the shards that can answer when "
+    "one has no live replica (see `shards` in the response), instead of failing with 503."
+)
+
+
 def _few_filters(value: Any) -> Any:
     # counted before the values are validated: a map of a million bad values would otherwise
     # produce a million validation errors
@@ -48,6 +54,14 @@ class SearchRequest(BaseModel):
     filters: Filters | None = Field(
         default=None, description=FILTER_DESCRIPTION, examples=[{"lang": "de"}]
     )
+    allow_partial: bool = Field(default=False, description=ALLOW_PARTIAL_DESCRIPTION)
+
+
+class ShardsInfo(BaseModel):
+    total: int = Field(description="Shards of the collection.")
+    successful: int = Field(description="Shards that answered.")
+    failed: int = Field(description="Shards with no live replica; their passages are missing.")
+    failed_shards: list[str] = Field(description="The shards that failed, by name.")
 
 
 class SearchResponse(BaseModel):
@@ -55,6 +69,11 @@ class SearchResponse(BaseModel):
     mode: Mode = Field(description="The search mode used.")
     results: list[SearchHit] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")
+    shards: ShardsInfo | None = Field(
+        default=None,
+        description="How the shards answered, when the server runs on a Ray cluster "
+        "(`findling serve --ray`); absent otherwise.",
+    )
 
 
 class CollectionInfo(BaseModel):

@@ -167,6 +167,9 @@ class Shards(Protocol):
     ``requests`` and returns the answers of those that answered, and the names of those that
     did not (no live replica)."""
 
+    def start(self, shards: Sequence[str]) -> None:
+        """Have the readers of ``shards`` ready (a server does this before it says it is)."""
+
     def statistics(
         self, requests: Mapping[str, tuple[str, list[str]]]
     ) -> tuple[dict[str, Statistics], list[str]]: ...
@@ -186,6 +189,10 @@ class LocalShards:
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
         self._readers: dict[str, ShardReader] = {}
+
+    def start(self, shards: Sequence[str]) -> None:
+        for shard in shards:
+            self.reader(shard)
 
     def reader(self, shard: str) -> ShardReader:
         if shard not in self._readers:
@@ -380,7 +387,8 @@ class ShardedService(SearchService):
         return self.view()
 
     def load(self) -> None:
-        self.view()
+        view = self.view()
+        self.shards.start([s.name for s in view.shards])
         self.embedder.load()
 
     def search(
@@ -398,7 +406,7 @@ class ShardedService(SearchService):
         chosen = self._check_mode(mode)
         view = self.view()
         if not view.shards:
-            return super().search(query, k, chosen, filters)
+            return super().search(query, k, chosen, filters, allow_partial)
         if view.model != self.embedder.name:
             raise ModelMismatchError.between(view.model, self.embedder.name)
         if filters:

@@ -352,11 +352,14 @@ class SearchService:
         k: int | None = None,
         mode: str | None = None,
         filters: Mapping[str, str] | None = None,
+        allow_partial: bool = False,
     ) -> Answer:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
         ``filters`` keep only sentences whose document matches every ``key: value`` (see
         :mod:`indexer.filters`). ``took_ms`` excludes loading model and index.
+        ``allow_partial`` matters only where shards are served apart (scatter.ShardedService):
+        one process holds every shard.
         """
         query = self._check_query(query)
         k = self._check_k(k)

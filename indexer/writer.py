@@ -8,6 +8,7 @@ small segments with bounded work. Nothing else is read or rewritten.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,13 +21,20 @@ import numpy as np
 from indexer.defaults import Quantize
 from indexer.documents import Document, Sentence
 from indexer.errors import FindlingError
-from indexer.fsutil import atomic_write
+from indexer.fsutil import atomic_write, write_durably
 from indexer.generations import new_folder, publish, write_manifest
 from indexer.lexical import Postings
 from indexer.manifest import Manifest, SegmentEntry, ShardEntry, generation_name
 from indexer.merging import MergePolicy
 from indexer.recipe import VectorRecipe
-from indexer.segment import Segment, SegmentData, SegmentInfo, merge_segments, write_segment
+from indexer.segment import (
+    META,
+    Segment,
+    SegmentData,
+    SegmentInfo,
+    merge_segments,
+    write_segment,
+)
 from indexer.shards import (
     shard_manifest,
     shard_name,
@@ -102,6 +110,7 @@ class GenerationWriter:
         self._deleted = {p.segment.name: p.deleted for p in base.parts} if base else {}
         self._changed: set[str] = set()  # segments whose deletions this generation changes
         self._written: list[Path] = []  # folders and files this writer made, until committed
+        self._adopted: list[tuple[Path, Path]] = []  # (segment, the stage it was) until then
 
     def delete(self, ids: set[str]) -> None:
         """Mark the live documents with these ids deleted (ids not in the base are ignored)."""
@@ -134,6 +143,24 @@ class GenerationWriter:
         self.next_id += len(sentences)
         self.dimension = info.dimension
         self._add_entry(info)
+
+    def adopt(self, staged: Path, deleted: np.ndarray) -> None:
+        """Make a complete segment written outside this writer (a distributed run's stage, see
+        indexer.distributed) one of this generation's, renamed to the next segment name; its
+        documents marked in ``deleted`` are left out (not wanted, or in another stage too)."""
+        info = SegmentInfo.read(staged)
+        name = self._segment_name()
+        renamed = replace(info, name=name)
+        text = json.dumps(renamed.to_json(), indent=1)
+        atomic_write(staged / META, lambda tmp: write_durably(tmp, text))
+        publish(self.index_dir, staged, name)
+        self._adopted.append((self.index_dir / name, staged))
+        self.next_id = max(self.next_id, info.last_id + 1)
+        self.dimension = info.dimension
+        self._add_entry(renamed)
+        if deleted.any():
+            self._deleted[name] = np.asarray(deleted, dtype=bool).copy()
+            self._changed.add(name)
 
     def merge(self, policy: MergePolicy, most: int | None = None) -> int:
         """Run the merges ``policy`` asks for (at most ``most``); returns how many ran."""
@@ -190,7 +217,11 @@ class GenerationWriter:
 
     def discard(self) -> None:
         """Remove what this writer wrote (its generation was not committed): after Ctrl-C or
-        an error nothing is left behind. A killed writer's files go at the next commit."""
+        an error nothing is left behind. A killed writer's files go at the next commit.
+        Adopted stages go back to being stages, for the next run."""
+        for segment, staged in self._adopted:
+            if segment.is_dir():
+                segment.rename(staged)
         for path in self._written:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -303,6 +334,10 @@ class ShardedWriter:
                 vectors[keep],
                 Postings.merge([(postings, keep)]),
             )
+
+    def adopt(self, shard: int, staged: Path, deleted: np.ndarray) -> None:
+        """A staged segment of ``shard`` becomes one of its segments (GenerationWriter.adopt)."""
+        self.writers[shard].adopt(staged, deleted)
 
     def merge(self, policy: MergePolicy, most: int | None = None) -> int:
         return sum(writer.merge(policy, most) for writer in self.writers)
