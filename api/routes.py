@@ -86,7 +86,10 @@ def get_service(
 Service = Annotated[SearchService, Depends(get_service)]
 
 
-@reads.get("/search", response_model=SearchResponse, tags=["search"])
+# `shards` only where a Ray cluster answered: left out, not null, everywhere else
+@reads.get(
+    "/search", response_model=SearchResponse, response_model_exclude_unset=True, tags=["search"]
+)
 def search_get(
     service: Service,
     q: Annotated[str, Query(min_length=1, description="A question in German or English.")],
@@ -102,7 +105,9 @@ def search_get(
     return service.search(q, k, mode, parse_filters(filter or []), allow_partial).to_json()
 
 
-@reads.post("/search", response_model=SearchResponse, tags=["search"])
+@reads.post(
+    "/search", response_model=SearchResponse, response_model_exclude_unset=True, tags=["search"]
+)
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
     return service.search(body.query, body.k, body.mode, body.filters, body.allow_partial).to_json()
@@ -134,7 +139,12 @@ def collections(request: Request) -> list[CollectionInfo]:
     return infos
 
 
-@reads.post("/search/batch", response_model=BatchSearchResponse, tags=["search"])
+@reads.post(
+    "/search/batch",
+    response_model=BatchSearchResponse,
+    response_model_exclude_unset=True,
+    tags=["search"],
+)
 def search_batch(service: Service, body: BatchSearchRequest) -> dict[str, Any]:
     """Several searches in one call, answered in order (at most FINDLING_MAX_BATCH)."""
     # the route class has counted the queries before they were parsed (see body_rules)

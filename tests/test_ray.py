@@ -334,6 +334,17 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
         partial = httpx.get(f"{url}/search", params={"q": "Rhein", "allow_partial": "true"})
         metrics = httpx.get(f"{url}/metrics").text
     statuses = [status for _, status, _ in results]
+    failed = [t for t, status, _ in results if status != 200]
+    after = [t for t, status, _ in results if status == 200 and failed and t > failed[-1]]
+    print(
+        f"\nR={replicas}: {len(results)} searches by 4 clients, {len(failed)} failed"
+        + (
+            f" over {failed[-1] - failed[0]:.1f} s; served again {after[0] - killed_at:.1f} s "
+            "after the kill"
+            if failed and after
+            else ""
+        )
+    )
     assert len(results) > 100 and "findling_requests_total" in metrics
     if replicas == 2:
         assert set(statuses) == {200}, [body for _, s, body in results if s != 200][:3]
@@ -356,3 +367,68 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
 def test_single_machine_commands_never_import_ray(hashing_env: Settings, corpus: Path) -> None:
     runs = [["--help"], ["index", str(corpus)], ["search", "Rhein"], ["serve", "--help"]]
     assert modules_loaded_by_cli(runs, ["ray"]) == []
+
+
+# -- the real model -----------------------------------------------------------------------------
+
+MORE_QUESTIONS = [
+    "Wer beschuldigte den Iran?",
+    "Welche Waffen liefert der Iran an Russland?",
+    "Was kündigte Lammy in Kiew an?",
+    "Wie viel Geld ist für humanitäre Hilfe vorgesehen?",
+    "Wann trifft Biden den britischen Premierminister?",
+    "Was hofft Selenskyj?",
+    "Wo wurde eine Militärschule angegriffen?",
+    "Seit wann läuft die russische Invasion?",
+    "Was sagt das Außenministerium zu Kiews Antrag?",
+    "Mit wem debattierte Trump?",
+    "What did Trump say about the conflict?",
+    "Where were 55 students killed?",
+    "Why does Zelensky want to use western weapons against Russia?",
+    "Who met Ukrainian officials in Kyiv?",
+    "What does the US want in the war?",
+    "Which missile system is made in the UK and France?",
+]
+
+
+@pytest.mark.model
+def test_the_real_model_gives_the_same_top_three_on_ray(cluster: Any, tmp_path: Path) -> None:
+    """multilingual-e5-small in fp32 ONNX (its vectors do not depend on batching), indexed by
+    Ray actors into 3 shards and served by replicas, against one machine: the seed article
+    and the held-out documents, 30 questions about the article."""
+    import ray
+
+    from indexer.distributed.indexing import Workers, build
+    from indexer.distributed.serving import RayShards
+    from indexer.model.factory import make_embedder
+    from indexer.options import SearchOptions
+    from indexer.scatter import ShardedService
+    from tests.helpers import ROOT, SEEDS
+    from tests.test_e2e_model import QUESTIONS
+
+    folders = [SEEDS, ROOT / "bench" / "holdout" / "docs"]
+    settings = Settings(index_dir=tmp_path / "ray", backend="onnx")
+    service = create_service(settings)
+    summary = build(service, settings, folders, Workers(actors=2), shards=3)
+    once = create_service(Settings(index_dir=tmp_path / "once", backend="onnx"))
+    once.build(folders)
+    assert summary.passages == once.info().passages
+    served = ShardedService(
+        service.index_dir,
+        make_embedder(settings),
+        SearchOptions.from_settings(settings),
+        RayShards(ray, service.index_dir, 1),
+    )
+    questions = [q for q, _ in QUESTIONS] + MORE_QUESTIONS
+    assert len(questions) == 30
+    same = 0
+    for question in questions:
+        ours = [
+            (r.document_id, r.paragraph, r.sentence) for r in served.search(question, 3).results
+        ]
+        theirs = [
+            (r.document_id, r.paragraph, r.sentence) for r in once.search(question, 3).results
+        ]
+        same += ours == theirs
+    print(f"\nreal model on Ray: {same} of 30 questions with the same top 3 as one machine")
+    assert same >= 29
