@@ -93,6 +93,12 @@ class Workers:
     threads: int = 1
     cpus: float = 1.0
 
+    @classmethod
+    def for_cluster(cls, cpus: float) -> Workers:
+        """An actor per CPU, one thread each; on 4 CPUs and more one CPU is left to the tasks
+        that read and split (about a quarter of the work), which on fewer share the CPUs."""
+        return cls(actors=max(1, int(cpus) - 1 if cpus >= 4 else int(cpus)))
+
 
 def build(
     service: SearchService,
@@ -302,9 +308,7 @@ def _adoptions(stages: list[Staged], wanted: set[tuple[str, str]]) -> dict[Stage
 # -- 3. embedding -------------------------------------------------------------------------------
 
 
-def _units(
-    read: Hashed, missing: set[tuple[str, str]], actors: int, one_each: bool
-) -> list[Unit]:
+def _units(read: Hashed, missing: set[tuple[str, str]], actors: int, one_each: bool) -> list[Unit]:
     """The wanted documents' files in units of about UNIT_BYTES, at least UNITS_PER_ACTOR per
     actor so that a small run keeps every actor busy (or one document each)."""
     by_file: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -424,7 +428,14 @@ def _pipeline(
     quiet_data()
     dataset = (
         ray.data.from_items(rows, override_num_blocks=len(rows))
-        .map(_prepare_unit, num_cpus=0.5, max_retries=RETRIES)
+        # reading and splitting reserve no CPU: when a node is lost, the actors restarting
+        # elsewhere wait for CPUs, and tasks that waited too would starve the live actors
+        .map(
+            _prepare_unit,
+            num_cpus=0,
+            compute=ray.data.TaskPoolStrategy(size=max(2, workers.actors)),
+            max_retries=RETRIES,
+        )
         .map_batches(
             StageWriter,
             batch_size=1,
@@ -622,9 +633,7 @@ def index_on_ray(
     service = create_service(settings)
     ray = connect(address)
     try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        # one CPU reads and splits; the others embed, each with its own copy of the model
-        workers = Workers(actors=max(1, cpus - 1))
+        workers = Workers.for_cluster(float(ray.cluster_resources().get("CPU", 1)))
         return build(
             service,
             settings,
