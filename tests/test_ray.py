@@ -255,6 +255,10 @@ def test_a_killed_driver_keeps_the_generation_and_the_rerun_embeds_what_is_missi
     assert staged > 0
     rerun = _ray_build(index_root, corpus, None)
     total = rerun.passages
+    print(
+        f"\nkilled driver: {staged} of {total} sentences were staged; "
+        f"the rerun embedded {rerun.embedded}"
+    )
     assert rerun.embedded == total - staged, (rerun.embedded, total, staged)
     assert rerun.embedded < total
     _same_collection(index_dir, _one_machine(tmp_path / "once", corpus).index_dir)
@@ -365,7 +369,13 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
 
 
 def test_single_machine_commands_never_import_ray(hashing_env: Settings, corpus: Path) -> None:
-    runs = [["--help"], ["index", str(corpus)], ["search", "Rhein"], ["serve", "--help"]]
+    runs = [
+        ["--help"],
+        ["index", str(corpus), "--shards", "2"],  # a sharded collection, on one machine
+        ["search", "Rhein"],
+        ["info"],
+        ["serve", "--help"],
+    ]
     assert modules_loaded_by_cli(runs, ["ray"]) == []
 
 
