@@ -30,6 +30,7 @@ from indexer.errors import (
 )
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
 
 STATUS: dict[type[FindlingError], int] = {
     UnauthorizedError: 401,
@@ -104,7 +105,12 @@ def error_response(
 async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FindlingError)
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
-    return error_response(status, exc.code, exc.message, exc.hint)
+    response = error_response(status, exc.code, exc.message, exc.hint)
+    if isinstance(exc, IndexBusyError):
+        # another process holds the collection's writer lock (writes of this server queue
+        # instead): a client may simply try again
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

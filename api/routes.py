@@ -15,11 +15,16 @@ from api.routing import BodyRules, OpenRoute, ReadRoute, WriteRoute
 from api.schemas import (
     ALLOW_PARTIAL_DESCRIPTION,
     FILTER_DESCRIPTION,
+    GROUP_DESCRIPTION,
+    MAX_ID_CHARS,
+    MIN_SCORE_DESCRIPTION,
     MODE_DESCRIPTION,
+    OFFSET_DESCRIPTION,
     BatchSearchRequest,
     BatchSearchResponse,
     CollectionInfo,
     DocumentIn,
+    DocumentListResponse,
     DocumentsRequest,
     EmbeddingsRequest,
     EmbeddingsResponse,
@@ -27,13 +32,24 @@ from api.schemas import (
     Ready,
     SearchRequest,
     SearchResponse,
+    SimilarRequest,
     WriteResult,
 )
 from indexer.catalog import Catalog
-from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
+from indexer.defaults import (
+    DOCUMENTS_PAGE,
+    MAX_DOCUMENTS_PAGE,
+    MAX_FILTER_CHARS,
+    MAX_FILTER_VALUES,
+    MAX_FILTERS,
+    MAX_OFFSET,
+    Group,
+    Mode,
+)
 from indexer.documents import Document, make_document
 from indexer.errors import FindlingError, InvalidRequestError, PayloadTooLargeError
 from indexer.filters import parse_filters
+from indexer.schemas import DocumentResponse
 from indexer.service import BuildSummary, SearchService
 from indexer.settings import Settings
 
@@ -58,7 +74,10 @@ JSON_BYTES_PER_CHAR = 6
 def body_rules(settings: Settings) -> BodyRules:
     """The largest body each route takes: what its largest valid request needs, so that a
     list or a filter map is never parsed far past what the settings allow."""
-    filters = MAX_FILTERS * 2 * MAX_FILTER_CHARS * JSON_BYTES_PER_CHAR
+    # every key and value of the largest filter as long as allowed, and room for the operators
+    # and the $and/$or brackets around each condition
+    strings = (MAX_FILTERS + MAX_FILTER_VALUES) * MAX_FILTER_CHARS
+    filters = strings * JSON_BYTES_PER_CHAR + MAX_FILTERS * 256
     query = JSON_BYTES_PER_CHAR * settings.max_query_chars + filters + 1024
     embedding_input = JSON_BYTES_PER_CHAR * settings.max_embedding_chars + 16
     return BodyRules(
@@ -66,6 +85,7 @@ def body_rules(settings: Settings) -> BodyRules:
         limits={
             "/search": query,
             "/search/batch": settings.max_batch * query,
+            "/similar": query + JSON_BYTES_PER_CHAR * MAX_ID_CHARS,
             "/v1/embeddings": settings.max_batch * embedding_input + 1024,
         },
         lists={"/search/batch": "queries", "/v1/embeddings": "input", "/documents": "documents"},
@@ -96,13 +116,27 @@ def search_get(
     k: Annotated[int | None, Query(ge=1, description="How many passages to return.")] = None,
     mode: Annotated[Mode | None, Query(description=MODE_DESCRIPTION)] = None,
     filter: Annotated[list[str] | None, Query(description=FILTER_DESCRIPTION)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)] = 0,
+    min_score: Annotated[float | None, Query(description=MIN_SCORE_DESCRIPTION)] = None,
+    group: Annotated[Group, Query(description=GROUP_DESCRIPTION)] = "paragraph",
     allow_partial: Annotated[bool, Query(description=ALLOW_PARTIAL_DESCRIPTION)] = False,
 ) -> dict[str, Any]:
     """Find the passages that best answer a German or English question.
 
     Each result is the best-matching sentence of one paragraph, with the paragraph as context.
     """
-    return service.search(q, k, mode, parse_filters(filter or []), allow_partial).to_json()
+    where = parse_filters(filter or [])
+    answer = service.search(
+        q,
+        k,
+        mode,
+        where,
+        offset=offset,
+        min_score=min_score,
+        group=group,
+        allow_partial=allow_partial,
+    )
+    return answer.to_json()
 
 
 @reads.post(
@@ -110,7 +144,42 @@ def search_get(
 )
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
-    return service.search(body.query, body.k, body.mode, body.filters, body.allow_partial).to_json()
+    return _search(service, body)
+
+
+def _search(service: SearchService, body: SearchRequest) -> dict[str, Any]:
+    answer = service.search(
+        body.query,
+        body.k,
+        body.mode,
+        body.filters,
+        offset=body.offset,
+        min_score=body.min_score,
+        group=body.group,
+        allow_partial=body.allow_partial,
+    )
+    return answer.to_json()
+
+
+@reads.post(
+    "/similar", response_model=SearchResponse, response_model_exclude_unset=True, tags=["search"]
+)
+def similar(service: Service, body: SimilarRequest) -> dict[str, Any]:
+    """More like this: the passages most like a document (`document_id`), a text (`text`) or a
+    sentence (`sentence_id`), best first; give exactly one. The document itself (a sentence's
+    document) is left out. Ranked by meaning alone (mode dense), across languages; `k`,
+    `filters`, `offset`, `min_score` and `group` work as in `POST /search`."""
+    answer = service.similar(
+        document_id=body.document_id,
+        text=body.text,
+        sentence_id=body.sentence_id,
+        k=body.k,
+        filters=body.filters,
+        offset=body.offset,
+        min_score=body.min_score,
+        group=body.group,
+    )
+    return answer.to_json()
 
 
 @reads.get("/info", tags=["index"])
@@ -148,12 +217,7 @@ def collections(request: Request) -> list[CollectionInfo]:
 def search_batch(service: Service, body: BatchSearchRequest) -> dict[str, Any]:
     """Several searches in one call, answered in order (at most FINDLING_MAX_BATCH)."""
     # the route class has counted the queries before they were parsed (see body_rules)
-    return {
-        "responses": [
-            service.search(q.query, q.k, q.mode, q.filters, q.allow_partial).to_json()
-            for q in body.queries
-        ]
-    }
+    return {"responses": [_search(service, query) for query in body.queries]}
 
 
 @reads.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["embeddings"])
@@ -189,6 +253,30 @@ def embeddings(request: Request, service: Service, body: EmbeddingsRequest) -> d
         "model": service.embedder.name,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+@reads.get("/documents", response_model=DocumentListResponse, tags=["documents"])
+def list_documents(
+    service: Service,
+    offset: Annotated[int, Query(ge=0, description="Documents to skip, from 0.")] = 0,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=MAX_DOCUMENTS_PAGE, description="How many documents to list at most."),
+    ] = DOCUMENTS_PAGE,
+) -> dict[str, Any]:
+    """The collection's documents (id, title, source), a page at a time, and their number."""
+    return service.documents(offset, limit).to_json()
+
+
+@reads.get("/documents/{doc_id:path}", response_model=DocumentResponse, tags=["documents"])
+def get_document(
+    service: Service,
+    # no max_length: an id past it would be past the 16 KiB request line first (431)
+    doc_id: Annotated[str, PathParam(description="The id, URL-encoded (/ as %2F).")],
+) -> DocumentResponse:
+    """A whole document: its text, title, source, metadata, modification time, language,
+    sentence count and (PDFs) where its pages start. Its id is a search hit's `document_id`."""
+    return DocumentResponse.of(service.document(doc_id))
 
 
 @writes.put("/documents/{doc_id}", response_model=WriteResult, tags=["documents"])

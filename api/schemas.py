@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
-from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, Mode
+from indexer.defaults import MAX_FILTER_CHARS, MAX_FILTERS, MAX_OFFSET, Group, Mode
 from indexer.documents import LANGUAGE_TAG
-from indexer.schemas import SearchHit
+from indexer.schemas import (
+    GROUP_DESCRIPTION,
+    MIN_SCORE_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    WHERE_DESCRIPTION,
+    WHERE_EXAMPLES,
+    Filters,
+    SearchHit,
+)
+
+# a document id: the longest path an OS allows (4,096 bytes) and a record's key, with room
+MAX_ID_CHARS = 8192
 
 MODE_DESCRIPTION = (
     "How to rank: 'dense' (multilingual embeddings; finds answers across languages), "
@@ -17,28 +28,28 @@ MODE_DESCRIPTION = (
 )
 
 FILTER_DESCRIPTION = (
-    "Filters as key=value (all must hold): lang/language (sentence language, e.g. de), source "
-    "(glob over the source path), title, or any metadata field of JSONL documents. At most "
-    f"{MAX_FILTERS} filters of at most {MAX_FILTER_CHARS} characters each side."
+    "Filters as key=value, key!=value, key>=value (also >, <, <=); all must hold. Fields: "
+    "lang/language (sentence language, e.g. de), source (glob over the source path), title, "
+    "modified (the file's modification time, as an ISO date: modified>=2024-01-01), or any "
+    f"metadata field. At most {MAX_FILTERS} filters of at most {MAX_FILTER_CHARS} characters "
+    "each side."
 )
-
 
 ALLOW_PARTIAL_DESCRIPTION = (
     "On a server whose shards run on a Ray cluster: answer from the shards that can answer when "
     "one has no live replica (see `shards` in the response), instead of failing with 503."
 )
 
-
-def _few_filters(value: Any) -> Any:
-    # counted before the values are validated: a map of a million bad values would otherwise
-    # produce a million validation errors
-    if isinstance(value, dict) and len(value) > MAX_FILTERS:
-        raise ValueError(f"at most {MAX_FILTERS} filters are allowed")
-    return value
-
-
-FilterText = Annotated[str, Field(max_length=MAX_FILTER_CHARS)]
-Filters = Annotated[dict[FilterText, FilterText], BeforeValidator(_few_filters)]
+# what every search request takes besides what it searches with (POST /search, /similar)
+K = Annotated[
+    int | None, Field(ge=1, description="How many passages to return (default 5, at most max_k).")
+]
+FiltersField = Annotated[
+    Filters | None, Field(description=WHERE_DESCRIPTION, examples=WHERE_EXAMPLES)
+]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
+MinScore = Annotated[float | None, Field(description=MIN_SCORE_DESCRIPTION)]
+GroupField = Annotated[Group, Field(description=GROUP_DESCRIPTION)]
 
 
 class SearchRequest(BaseModel):
@@ -47,14 +58,42 @@ class SearchRequest(BaseModel):
         description="A natural-language question in German or English.",
         examples=["Wer ist der britische Außenminister?"],
     )
-    k: int | None = Field(
-        default=None, ge=1, description="How many passages to return (default 5, at most max_k)."
-    )
+    k: K = None
     mode: Mode | None = Field(default=None, description=MODE_DESCRIPTION)
-    filters: Filters | None = Field(
-        default=None, description=FILTER_DESCRIPTION, examples=[{"lang": "de"}]
-    )
+    filters: FiltersField = None
+    offset: Offset = 0
+    min_score: MinScore = None
+    group: GroupField = "paragraph"
     allow_partial: bool = Field(default=False, description=ALLOW_PARTIAL_DESCRIPTION)
+
+
+class SimilarRequest(BaseModel):
+    document_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="Passages like this document (a hit's `document_id`): the mean of its "
+        "stored sentence vectors; the document itself is left out.",
+    )
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Passages like this text, in German or English (embedded as a question; at "
+        "most FINDLING_MAX_QUERY_CHARS characters).",
+        examples=["Die Ukraine bittet um weitreichende Waffen."],
+    )
+    sentence_id: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63,
+        description="Passages like this sentence (a hit's `sentence_id`); its document is left "
+        "out.",
+    )
+    k: K = None
+    filters: FiltersField = None
+    offset: Offset = 0
+    min_score: MinScore = None
+    group: GroupField = "paragraph"
 
 
 class ShardsInfo(BaseModel):
@@ -65,7 +104,10 @@ class ShardsInfo(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    query: str = Field(description="The question as searched (whitespace trimmed).")
+    query: str = Field(
+        description="The question as searched (whitespace trimmed); for /similar the text, "
+        "the document id or the sentence id."
+    )
     mode: Mode = Field(description="The search mode used.")
     results: list[SearchHit] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")
@@ -82,6 +124,18 @@ class CollectionInfo(BaseModel):
     passages: int = Field(description="Sentences in the collection.")
     model: str = Field(description="Embedding model the collection was built with.")
     created_at: str = Field(description="When its current generation was written (UTC).")
+
+
+class DocumentEntryOut(BaseModel):
+    id: str = Field(description="The document's id (GET /documents/{id} fetches it).")
+    title: str = Field(description="The document's title ('' when it has none).")
+    source: str = Field(description="Path of the source file, as given when indexing.")
+
+
+class DocumentListResponse(BaseModel):
+    total: int = Field(description="Documents in the collection.")
+    offset: int = Field(description="The position of the first document listed, from 0.")
+    documents: list[DocumentEntryOut] = Field(description="The documents, in storage order.")
 
 
 class Health(BaseModel):

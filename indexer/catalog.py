@@ -9,8 +9,10 @@ index/
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from indexer.settings import Settings
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SERVICES_KEPT = 64  # collections a catalog keeps open at once
 
 
 def check_name(name: str) -> str:
@@ -47,7 +50,8 @@ class Catalog:
         self.root = root
         self.embedder = embedder
         self.options = options or SearchOptions()
-        self._services: dict[str, SearchService] = {}
+        # the most recently used services; a server asked for any number of names keeps a few
+        self._services: OrderedDict[str, SearchService] = OrderedDict()
         self._lock = threading.Lock()
 
     def service(self, name: str = DEFAULT_COLLECTION) -> SearchService:
@@ -56,6 +60,9 @@ class Catalog:
         with self._lock:
             if name not in self._services:
                 self._services[name] = SearchService(self.root / name, self.embedder, self.options)
+                if len(self._services) > SERVICES_KEPT:
+                    self._services.popitem(last=False)
+            self._services.move_to_end(name)
             return self._services[name]
 
     def names(self) -> list[str]:
@@ -65,15 +72,19 @@ class Catalog:
         return sorted(p.name for p in self.root.iterdir() if (p / CURRENT).is_file())
 
     def drop(self, name: str) -> None:
-        """Delete a collection: unpublished first (CURRENT goes), then its files."""
+        """Delete a collection: under its writer lock it is unpublished (CURRENT goes) and its
+        folder moved aside, so no writer can still be writing into it; then the files go."""
         folder = self.root / check_name(name)
         if not (folder / CURRENT).is_file():
             raise IndexNotFoundError(
                 f"no collection {name!r} in {self.root}/", "see `findling collections`"
             )
+        # a name no collection can have (names start with a letter or digit)
+        trash = self.root / f".dropped-{name}-{secrets.token_hex(4)}"
         with writer_lock(folder):
             (folder / CURRENT).unlink()
-        shutil.rmtree(folder, ignore_errors=True)
+            folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
         with self._lock:
             self._services.pop(name, None)
 

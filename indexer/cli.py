@@ -58,6 +58,30 @@ ModeOption = Annotated[
 ]
 
 
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="key=value, key!=value, key>=value (also >, <, <=), e.g. lang=de, "
+        "source='*.md' or modified>=2024-01-01; repeatable, all must hold.",
+    ),
+]
+OffsetOption = Annotated[
+    int, typer.Option("--offset", help="Skip this many results (the next page).", min=0)
+]
+MinScoreOption = Annotated[
+    float | None, typer.Option("--min-score", help="Leave out results scoring below this.")
+]
+GroupOption = Annotated[
+    str,
+    typer.Option(
+        "--group",
+        help="paragraph (one result per paragraph) or document (k documents, each with its "
+        "best passages, at most 3).",
+    ),
+]
+
+
 def handle_errors(command: F) -> F:
     """Map domain errors to a message on stderr and exit code 1 (usage errors exit 2)."""
 
@@ -317,32 +341,96 @@ def search_command(
     question: Annotated[str, typer.Argument(help="A question in German or English.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
     mode: ModeOption = None,
-    filters: Annotated[
-        list[str] | None,
-        typer.Option("--filter", help="key=value, e.g. lang=de or source='*.md'; repeatable."),
-    ] = None,
+    filters: FilterOption = None,
+    offset: OffsetOption = 0,
+    min_score: MinScoreOption = None,
+    group: GroupOption = "paragraph",
     collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Ask a question; print the best-matching passages with context and source."""
+    import threading
+
+    from indexer.documents import load_language_identifier
+
+    # the language identifier loads (about a second, mostly decompression that releases the
+    # GIL) while the rest is imported and the index and model are opened
+    threading.Thread(target=load_language_identifier, daemon=True).start()
     from indexer.catalog import create_service
     from indexer.filters import parse_filters
 
     service = create_service(_settings(index_dir, collection))
-    response = service.search(question, k, mode, parse_filters(filters or []))
+    where = parse_filters(filters or [])
+    response = service.search(
+        question, k, mode, where, offset=offset, min_score=min_score, group=group
+    )
     if as_json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
     else:
-        _print_results(response)
+        _print_results(response, grouped=group == "document")
 
 
-def _print_results(response: Answer) -> None:
+@app.command("similar")
+@handle_errors
+def similar_command(
+    document: Annotated[
+        str | None, typer.Option("--document", help="Like this document (its id).")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Like this text.")] = None,
+    sentence: Annotated[
+        int | None, typer.Option("--sentence", help="Like this sentence (its sentence_id).")
+    ] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Number of results.")] = None,
+    filters: FilterOption = None,
+    offset: OffsetOption = 0,
+    min_score: MinScoreOption = None,
+    group: GroupOption = "paragraph",
+    collection: Collection = None,
+    index_dir: IndexDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """More like this: passages like a document, a text or a sentence (give one), leaving out
+    the document itself."""
+    from indexer.catalog import create_service
+    from indexer.filters import parse_filters
+
+    service = create_service(_settings(index_dir, collection))
+    response = service.similar(
+        document_id=document,
+        text=text,
+        sentence_id=sentence,
+        k=k,
+        filters=parse_filters(filters or []),
+        offset=offset,
+        min_score=min_score,
+        group=group,
+    )
+    if as_json:
+        print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_results(response, grouped=group == "document")
+
+
+def _print_results(response: Answer, grouped: bool = False) -> None:
+    """Each passage with its place and context; grouped by document: the document, then its
+    passages."""
     if not response.results:
         out.print("no results")
+    shown = None
     for r in response.results:
-        where = f"{r.source}  ¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
-        out.print(f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
+        where = f"¶{r.paragraph + 1} sentence {r.sentence + 1}, chars {r.start}-{r.end}"
+        if r.page is not None:
+            where += f", page {r.page}"
+        if not grouped:
+            head = f"[bold cyan]{r.rank}.[/] [green]{r.score:.3f}[/]"
+            out.print(f"{head}  [dim]{escape(r.source)}  {escape(where)}[/]")
+        else:
+            if shown != r.rank:
+                title = f"  [dim]{escape(r.title)}[/]" if r.title else ""
+                out.print(f"[bold cyan]{r.rank}.[/] {escape(r.source)}{title}")
+                shown = r.rank
+            out.print(f"   [green]{r.score:.3f}[/]  [dim]{escape(where)}[/]")
         before = r.context[: r.context_start]
         after = r.context[r.context_end :]
         out.print(f"   [dim]{escape(before)}[/][bold]{escape(r.text)}[/][dim]{escape(after)}[/]\n")
@@ -541,7 +629,8 @@ def mcp_command(
     collection: Collection = None,
     index_dir: IndexDir = None,
 ) -> None:
-    """Serve the index to chatbots over MCP: tools `search` and `info` (stdio by default)."""
+    """Serve the index to chatbots over MCP: tools `search`, `fetch` and `info` (stdio by
+    default)."""
     if transport not in ("stdio", "streamable-http"):
         raise typer.BadParameter("use stdio or streamable-http", param_hint="--transport")
     from indexer.mcp_server import run_mcp_server
@@ -559,18 +648,29 @@ def mcp_command(
 @handle_errors
 def eval_command(
     corpus: Annotated[
-        Path, typer.Option("--corpus", help="SQuAD-format file whose paragraphs are indexed.")
+        list[Path],
+        typer.Option(
+            "--corpus",
+            help="SQuAD-format file whose paragraphs are indexed; repeatable (parallel files: "
+            "a paragraph's translation counts as relevant too).",
+        ),
     ],
     queries: Annotated[
         list[Path], typer.Option("--queries", help="SQuAD-format file(s) of questions; repeatable.")
     ],
     method: Annotated[str, typer.Option("--method", help="dense, bm25, hybrid or all.")] = "all",
+    articles: Annotated[
+        str | None,
+        typer.Option(
+            "--articles", help="Ask only the questions of these articles, e.g. 12-23 (from 0)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure retrieval quality on SQuAD-format files (R@1, R@5, MRR@10, nDCG@10)."""
     from rich.progress import Progress
 
-    from indexer.evaluation import run_evaluation
+    from indexer.evaluation import parse_articles, run_evaluation
     from indexer.model.factory import make_embedder
     from indexer.options import SearchOptions
     from indexer.ranking import MODES
@@ -580,7 +680,7 @@ def eval_command(
         raise typer.BadParameter(f"use one of {', '.join(MODES)} or all", param_hint="--method")
     settings = _settings(None)
     with Progress(console=err, disable=as_json, transient=True) as bar:
-        task = bar.add_task("embedding the corpus", total=None)
+        task = bar.add_task("indexing the corpus", total=None)
         seconds, reports = run_evaluation(
             make_embedder(settings),
             SearchOptions.from_settings(settings),
@@ -588,9 +688,15 @@ def eval_command(
             queries,
             methods,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            articles=parse_articles(articles) if articles else None,
         )
     if as_json:
-        payload = {"corpus": str(corpus), "index_seconds": seconds, "model": settings.model}
+        payload = {
+            "corpus": [str(c) for c in corpus],
+            "articles": articles,
+            "index_seconds": seconds,
+            "model": settings.model,
+        }
         print(json.dumps({**payload, "reports": [r.to_json() for r in reports]}, indent=2))
     else:
         _print_reports(reports, seconds)
@@ -604,7 +710,7 @@ def _print_reports(reports: list[Any], index_seconds: float) -> None:
         left = column in ("queries", "method", "level")
         table.add_column(column, justify="left" if left else "right", no_wrap=True)
     for r in reports:
-        for level, m in (("paragraph", r.paragraph), ("sentence", r.sentence)):
+        for level, m in (("paragraph", r.paragraph), ("sentence", r.sentence), ("shown", r.shown)):
             table.add_row(
                 r.queries,
                 r.method,

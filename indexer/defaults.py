@@ -7,6 +7,7 @@ settings, as `findling --help` does, loads no numpy or FAISS.
 from typing import Literal
 
 Mode = Literal["dense", "bm25", "hybrid"]
+Group = Literal["paragraph", "document"]
 RecipeKind = Literal["paragraph", "window", "none"]
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -17,6 +18,11 @@ DEFAULT_K = 5
 MAX_K = 100
 MAX_QUERY_CHARS = 2000
 DEFAULT_MODE: Mode = "hybrid"
+MAX_OFFSET = 1000  # results a search may skip (paging); deeper pages cost more candidates
+PASSAGES_PER_DOCUMENT = 3  # group=document: each document's best passages, at most this many
+# listing documents (GET /documents): how many at a time by default, and at most
+DOCUMENTS_PAGE = 100
+MAX_DOCUMENTS_PAGE = 1000
 # Hybrid: weight of the BM25 share (see ranking.score_description) when question and sentence
 # share a language, and when they do not. Measured on XQuAD dev (paragraph MRR@10): BM25 adds to
 # dense within a language and only hurts across languages, where it has little to match.
@@ -56,7 +62,9 @@ PIECE_CHARS = 1200  # a longer paragraph is cut, between sentences, into pieces 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 # -- what untrusted input may hold (HTTP bodies, MCP tool calls, JSONL records)
-MAX_FILTERS = 16  # filters in one search
+MAX_FILTERS = 16  # filters in one search: a field compared by one operator, nested or not
+MAX_FILTER_VALUES = 32  # values in those filters (each of an $in or $nin list counts)
+MAX_FILTER_DEPTH = 4  # levels of $and/$or
 # a source filter is a glob compiled into a regular expression for every search: keep it short
 MAX_FILTER_CHARS = 200
 MAX_METADATA_DEPTH = 32  # nesting of a document's metadata (JSON parsing stops at 200 anyway)

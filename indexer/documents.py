@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +54,7 @@ class Document:
     title: str = ""
     modified: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[int, ...] = ()  # where each page starts in ``text`` (PDFs; see formats.py)
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,8 @@ def _document(
     declared = item.metadata.get("language") or item.metadata.get("lang")
     try:
         check_metadata(item.metadata)
-        language = language_code(str(declared)) if declared else detect_language(item.text)
+        # detected later, with the splitting (in worker processes on a large run)
+        language = language_code(str(declared)) if declared else ""
     except InvalidRequestError as exc:
         return Skipped(str(file) + (f"#{item.key}" if item.key else ""), exc.message, doc_id)
     return Document(
@@ -226,7 +231,15 @@ def _document(
         title=item.title,
         modified=modified,
         metadata=item.metadata,
+        pages=item.pages,
     )
+
+
+def public_id(doc_id: str, path: str) -> str:
+    """The id a document is shown and addressed by. A document read from a file is stored
+    under its resolved absolute path (so the same file is recognised however it was named),
+    but shown by its path as the user gave it: clients never see the server's folders."""
+    return path if os.path.isabs(doc_id.partition("#")[0]) else doc_id
 
 
 def make_document(
@@ -287,10 +300,16 @@ def language_code(tag: str) -> str:
 
 
 def check_metadata(metadata: Mapping[str, Any]) -> None:
-    """Refuse metadata nested deeper than MAX_METADATA_DEPTH (what stores it recurses)."""
+    """Refuse metadata nested deeper than MAX_METADATA_DEPTH (what stores it recurses), or
+    holding NaN or infinity (which JSON, and so SQLite and every client, cannot read)."""
     pending: list[tuple[Any, int]] = [(metadata, 1)]
     while pending:
         value, depth = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRequestError(
+                f"metadata holds the number {value}, which JSON cannot hold",
+                "use finite numbers, or null",
+            )
         if isinstance(value, Mapping):
             children: Iterable[Any] = value.values()
         elif isinstance(value, list | tuple):
@@ -390,14 +409,43 @@ def _located(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
 
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language (py3langid ships its own model)."""
-    import py3langid
-
-    code, _ = py3langid.classify(text[:DOCUMENT_SAMPLE])
+    code, _ = _language_identifier().classify(text[:DOCUMENT_SAMPLE])
     return str(code)
+
+
+_IDENTIFIER_LOCK = threading.Lock()
+_identifier: Any = None
+
+
+def _language_identifier() -> Any:
+    # loaded once (about half a second), under a lock: py3langid's own lazy loading is not
+    # guarded, and 32 threads of a server that wrote at once each loaded it (18 s)
+    global _identifier
+    if _identifier is None:
+        with _IDENTIFIER_LOCK:
+            if _identifier is None:
+                import py3langid
+
+                py3langid.classify("")
+                _identifier = py3langid
+    return _identifier
+
+
+def load_language_identifier() -> None:
+    """Load the language identifier now (servers do it at start), not on the first text."""
+    _language_identifier()
+
+
+def with_language(document: Document) -> Document:
+    """The document with its language detected if it was not declared (read from a file)."""
+    if document.language:
+        return document
+    return dataclasses.replace(document, language=detect_language(document.text))
 
 
 def split_document(document: Document) -> list[Sentence]:
     """Split a document into sentences, in reading order."""
+    document = with_language(document)
     sentences: list[Sentence] = []
     for p_no, (p_start, p_end) in enumerate(paragraph_spans(document.text)):
         paragraph = document.text[p_start:p_end]

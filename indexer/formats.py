@@ -9,8 +9,9 @@ blank lines), for .docx/.odt/.epub their paragraphs and headings separated by bl
 
 from __future__ import annotations
 
+import bisect
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ SUFFIXES = (
 )
 
 
+PAGE_SEPARATOR = "\n\n"  # between the pages of a PDF: a blank line, so paragraphs end with pages
+
+
 class FormatError(ValueError):
     """A file (or one record of it) cannot be turned into text; the message says why."""
 
@@ -46,6 +50,7 @@ class Extracted:
     key: str = ""  # a record's own id inside its file (JSONL)
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    pages: tuple[int, ...] = ()  # where each page starts in ``text`` (PDF), see page_starts
 
 
 def extract(raw: bytes, suffix: str) -> Iterator[Extracted | FormatError]:
@@ -123,7 +128,25 @@ def _pdf(raw: bytes) -> Extracted:
             f"no text layer in its {len(pages)} page(s): probably a scanned PDF "
             "(findling does not run OCR; run one such as ocrmypdf first)"
         )
-    return Extracted("\n\n".join(p for p in pages if p), title=title)
+    text = PAGE_SEPARATOR.join(p for p in pages if p)
+    return Extracted(text, title=title, pages=page_starts(pages))
+
+
+def page_starts(pages: list[str]) -> tuple[int, ...]:
+    """Where each page starts in the pages' texts joined by PAGE_SEPARATOR, empty ones left
+    out: an empty page starts where the next page with text does, so the page of an offset is
+    the number of pages starting at or before it (:func:`page_of`)."""
+    starts, at = [], 0
+    for page in pages:
+        starts.append(at)
+        if page:
+            at += len(page) + len(PAGE_SEPARATOR)
+    return tuple(starts)
+
+
+def page_of(starts: Sequence[int], offset: int) -> int | None:
+    """The page (from 1) holding the character at ``offset``; None for a text without pages."""
+    return bisect.bisect_right(starts, offset) if starts else None
 
 
 def parse_json(data: str | bytes) -> Any:

@@ -5,8 +5,8 @@ that hold it and how often). BM25 is scored at query time over all live rows of 
 with the collection's own statistics (document frequencies, average length), so a result never
 depends on how the collection happens to be split into segments or on deleted sentences.
 bm25s precomputes scores with its corpus's statistics baked in, which a growing, segmented
-index cannot use; it still supplies the stop-word lists, and a test checks our scores against
-it on one segment.
+index cannot use; its stop-word lists are used (indexer/stopwords.py), and a test checks our
+scores against it on one segment.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer import stopwords
 from indexer.errors import IndexCorruptError
 
 ANALYZER_VERSION = "1"
@@ -63,11 +64,9 @@ def _stemmer(language: str) -> Any:
 
 @lru_cache(maxsize=32)
 def _stop_words(language: str) -> frozenset[str]:
-    from bm25s import stopwords
-
     if language == "de":
-        return frozenset(_fold_german(w) for w in stopwords.STOPWORDS_GERMAN)
-    return frozenset(stopwords.STOPWORDS_EN if language == "en" else ())
+        return frozenset(_fold_german(w) for w in stopwords.GERMAN)
+    return frozenset(stopwords.ENGLISH if language == "en" else ())
 
 
 def _fold_german(token: str) -> str:
@@ -90,6 +89,7 @@ def analyze(text: str, language: str) -> list[str]:
     return [stem.translate(_UMLAUTS) for stem in stemmer.stemWords(words)]
 
 
+@lru_cache(maxsize=1 << 18)  # terms repeat: hashing each occurrence cost a fifth of indexing
 def term_key(term: str) -> int:
     """A term's 64-bit key, stable across processes (collisions are negligible at 2^-64)."""
     return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
@@ -175,6 +175,8 @@ class Postings:
                 name: np.load(folder / f"postings-{name}.npy", mmap_mode="r", allow_pickle=False)
                 for name in _FILES
             }
+        except FileNotFoundError:
+            raise  # pruned meanwhile: the reader reads CURRENT again
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
                 f"cannot read the lexical index in {folder} ({exc})", "run `findling verify`"

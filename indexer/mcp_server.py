@@ -30,7 +30,15 @@ from indexer.errors import FindlingError, UnauthorizedError
 from indexer.manifest import Manifest
 from indexer.ranking import SCORE_DESCRIPTION
 from indexer.results import Source
-from indexer.schemas import SearchHit
+from indexer.schemas import (
+    GROUP_DESCRIPTION,
+    MIN_SCORE_DESCRIPTION,
+    OFFSET_DESCRIPTION,
+    WHERE_DESCRIPTION,
+    DocumentResponse,
+    Filters,
+    SearchHit,
+)
 from indexer.settings import Settings
 from indexer.versions import findling_version
 
@@ -41,7 +49,8 @@ TRANSPORTS = ("stdio", "streamable-http")
 INSTRUCTIONS = (
     "findling searches a multilingual (German and English) index of documents. Ask `search` a "
     "question in German or English; a question in one language finds passages in the other. "
-    "Cite the `source` of the passages you use. `info` tells what the index holds."
+    "`fetch` returns a whole document by the `document_id` of a passage. Cite the `source` of "
+    "the passages you use. `info` tells what the index holds."
 )
 SEARCH_DESCRIPTION = f"""Find the passages of the indexed documents that best answer a question.
 
@@ -50,8 +59,14 @@ in the other (ask "Wie viele Zivilisten starben?" or "How many civilians died?" 
 Returns the k best passages, best first, one per paragraph: the matching sentence (`text`), its
 paragraph (`context`), the `source` file, character offsets (`start`, `end`) and `language`.
 `score`: {SCORE_DESCRIPTION}
-Filters (all must match): lang=de or lang=en, source=<glob over the file path, e.g. *.md>,
-title=<document title>, or any metadata field of JSONL documents (compared as text)."""
+`offset` pages (offset=5 with k=5: results 6 to 10), `min_score` leaves out weak matches, and
+group="document" returns k documents with their best passages. `fetch` reads a whole document.
+Filters (`filters`): {WHERE_DESCRIPTION}"""
+FETCH_DESCRIPTION = (
+    "Fetch a whole document by its id (a search result's `document_id`): its full text, title, "
+    "source, metadata, modification time, language, sentence count and, for PDFs, where each "
+    "page starts in the text. Use it to read more than the passages `search` returned."
+)
 INFO_DESCRIPTION = (
     "Describe what a collection of the index holds: embedding model, vector dimension, number "
     "of documents and passages (sentences), when it was built, and the source files. The index "
@@ -61,17 +76,27 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 
 Question = Annotated[str, Field(description="The question, in German or English.")]
 K = Annotated[int, Field(description="How many passages to return (1 to the server's max_k).")]
-Filters = Annotated[
-    dict[str, str] | None,
-    Field(description='e.g. {"lang": "de"} or {"source": "*.md"}; every filter must match.'),
+Filter = Annotated[
+    Filters | None,
+    Field(
+        description='e.g. {"lang": "de"}, {"source": "*.md"} or '
+        '{"modified": {"$gte": "2024-01-01"}}; see the tool description.'
+    ),
 ]
 CollectionName = Annotated[
     str | None, Field(description="Collection name [default: the server's collection].")
+]
+DocumentId = Annotated[
+    str, Field(description="The document's id: the `document_id` of a search result.")
 ]
 ModeName = Annotated[
     Literal["dense", "bm25", "hybrid"] | None,
     Field(description="dense (embeddings), bm25 (words) or hybrid [default: hybrid]."),
 ]
+
+Offset = Annotated[int, Field(ge=0, description=OFFSET_DESCRIPTION)]
+MinScore = Annotated[float | None, Field(description=MIN_SCORE_DESCRIPTION)]
+GroupName = Annotated[Literal["paragraph", "document"], Field(description=GROUP_DESCRIPTION)]
 
 
 class SearchToolAnswer(BaseModel):
@@ -110,7 +135,7 @@ def tool_errors() -> Iterator[None]:
 
 
 def create_mcp_server(settings: Settings) -> MCPServer[None]:
-    """An MCP server with the `search` and `info` tools over the settings' index."""
+    """An MCP server with the `search`, `fetch` and `info` tools over the settings' index."""
     catalog = create_catalog(settings)
 
     @asynccontextmanager
@@ -135,15 +160,26 @@ def create_mcp_server(settings: Settings) -> MCPServer[None]:
     def search(
         question: Question,
         k: K = settings.default_k,
-        filters: Filters = None,
+        filters: Filter = None,
         collection: CollectionName = None,
         mode: ModeName = None,
+        offset: Offset = 0,
+        min_score: MinScore = None,
+        group: GroupName = "paragraph",
     ) -> SearchToolAnswer:
         with tool_errors():
             service = catalog.service(collection or settings.collection)
-            response = service.search(question, k, mode, filters)
+            response = service.search(
+                question, k, mode, filters, offset=offset, min_score=min_score, group=group
+            )
         results = [SearchHit.of(r) for r in response.results]
         return SearchToolAnswer(question=response.query, mode=response.mode, results=results)
+
+    @server.tool(description=FETCH_DESCRIPTION, annotations=READ_ONLY)
+    def fetch(id: DocumentId, collection: CollectionName = None) -> DocumentResponse:
+        with tool_errors():
+            document = catalog.service(collection or settings.collection).document(id)
+        return DocumentResponse.of(document)
 
     @server.tool(description=INFO_DESCRIPTION, annotations=READ_ONLY)
     def info(collection: CollectionName = None) -> IndexInfo:

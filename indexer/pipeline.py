@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
-from indexer.documents import Document, Sentence, split_document
+from indexer.documents import Document, Sentence, split_document, with_language
 from indexer.lexical import analyze
 
 # worth starting workers (about a second) above this many characters (about 8,000 sentences)
@@ -34,6 +34,7 @@ class Prepared:
 
 
 def prepare(document: Document) -> Prepared:
+    document = with_language(document)
     sentences = split_document(document)
     return Prepared(document, sentences, [analyze(s.text, s.language) for s in sentences])
 

@@ -5,16 +5,28 @@ Pure functions over scores and passage metadata; the service feeds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import json
+import math
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import get_args
 
 import numpy as np
 
-from indexer.defaults import CROSS_LANGUAGE_WEIGHT, LEXICAL_WEIGHT, Mode
+from indexer.defaults import (
+    CROSS_LANGUAGE_WEIGHT,
+    LEXICAL_WEIGHT,
+    PASSAGES_PER_DOCUMENT,
+    Group,
+    Mode,
+)
 from indexer.recipe import VectorRecipe
 
 MODES: tuple[Mode, ...] = get_args(Mode)
+SCORE_DIGITS = 6  # scores are shown rounded to this many decimals, and cut off as shown
+GROUPS: tuple[Group, ...] = get_args(Group)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,58 @@ def score_description(recipe: VectorRecipe | None = None, fusion: Fusion | None 
 
 
 SCORE_DESCRIPTION = score_description()
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+PROBABILITY_DESCRIPTION = (
+    "The probability that this passage's paragraph answers the question, calibrated so that a "
+    "threshold means the same for every question and language pair (on questions kept apart "
+    "from the fit, hits with at least 0.5 were right 80-84% of the time in German and English "
+    "alike); null where no calibration fits (another model, other fusion weights, bm25 mode)."
+)
+
+
+def calibration_features(score: float, top: float, same_language: bool) -> list[float]:
+    """What the calibration reads of a hit: its score, the gap to the first result's score,
+    and whether the sentence is in the question's language (alone and with the score)."""
+    same = float(same_language)
+    return [1.0, score, top - score, same, score * same]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A logistic map from a hit's score to the probability that its paragraph is relevant,
+    per search mode, fitted by ``python -m bench.calibrate`` for one model and fusion."""
+
+    model: str
+    fusion: tuple[float, float]
+    modes: dict[str, np.ndarray]
+
+    def probability(
+        self, model: str, fusion: Fusion, mode: str, score: float, top: float, same: bool
+    ) -> float | None:
+        weights = self.modes.get(mode)
+        if weights is None or model != self.model:
+            return None
+        if (fusion.lexical_weight, fusion.cross_language_weight) != self.fusion and mode != "dense":
+            return None
+        z = float(np.dot(weights, calibration_features(score, top, same)))
+        return 1 / (1 + math.exp(-z))
+
+
+@lru_cache(maxsize=1)
+def calibration() -> Calibration | None:
+    """The shipped calibration (``indexer/calibration.json``), if there is one."""
+    if not CALIBRATION_FILE.is_file():
+        return None
+    data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    return Calibration(
+        model=data["model"],
+        fusion=(float(data["fusion"][0]), float(data["fusion"][1])),
+        modes={
+            mode: np.array([weights[f] for f in data["features"]], dtype=np.float64)
+            for mode, weights in data["modes"].items()
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -111,3 +175,69 @@ def collapse(
         if len(kept) == k:
             break
     return kept
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which ranked passages a search returns: ``k`` of them after skipping ``offset``, none
+    scoring below ``min_score``; one per paragraph, or (``group="document"``) ``k`` documents,
+    each with its best passages (at most PASSAGES_PER_DOCUMENT, one per paragraph)."""
+
+    k: int
+    offset: int = 0
+    min_score: float | None = None
+    group: Group = "paragraph"
+
+    @property
+    def passages(self) -> int:
+        """The most passages the ranking must provide (those skipped included)."""
+        per_result = PASSAGES_PER_DOCUMENT if self.group == "document" else 1
+        return (self.offset + self.k) * per_result
+
+    def select(
+        self,
+        ranked: Sequence[Scored],
+        paragraph_of: Callable[[int], Hashable],
+        document_of: Callable[[int], Hashable],
+    ) -> list[tuple[int, Scored]]:
+        """The chosen passages with their rank: the passage's (from ``offset + 1``), or with
+        ``group="document"`` its document's, which all of the document's passages share."""
+        if self.min_score is not None:
+            ranked = [s for s in ranked if round(s.score, SCORE_DIGITS) >= self.min_score]
+        if self.group == "paragraph":
+            kept = collapse(ranked, paragraph_of, self.offset + self.k)[self.offset :]
+            return list(enumerate(kept, start=self.offset + 1))
+        groups = group_documents(
+            ranked, paragraph_of, document_of, self.offset + self.k, PASSAGES_PER_DOCUMENT
+        )
+        return [
+            (rank, hit)
+            for rank, group in enumerate(groups[self.offset :], start=self.offset + 1)
+            for hit in group
+        ]
+
+
+def group_documents(
+    ranked: Iterable[Scored],
+    paragraph_of: Callable[[int], Hashable],
+    document_of: Callable[[int], Hashable],
+    documents: int,
+    per_document: int,
+) -> list[list[Scored]]:
+    """The best passages (the best sentence of each paragraph, at most ``per_document``) of the
+    first ``documents`` documents to appear in ``ranked``, best document first."""
+    groups: dict[Hashable, list[Scored]] = {}
+    seen: set[Hashable] = set()
+    for hit in ranked:
+        paragraph = paragraph_of(hit.address)
+        if paragraph in seen:
+            continue
+        seen.add(paragraph)
+        document = document_of(hit.address)
+        if document not in groups:
+            if len(groups) == documents:
+                continue
+            groups[document] = []
+        if len(groups[document]) < per_document:
+            groups[document].append(hit)
+    return list(groups.values())

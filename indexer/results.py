@@ -21,13 +21,19 @@ class Hit:
     context_end: int
     source: str
     document_id: str
+    title: str
+    modified: str
+    metadata: dict[str, Any]
     paragraph: int
     sentence: int
+    sentence_id: int
     start: int
     end: int
+    page: int | None
     language: str
     dense_score: float | None
     lexical_score: float | None
+    probability: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,16 +78,67 @@ class Answer:
 
 @dataclass(frozen=True)
 class Source:
-    """One live document of a collection: its id, where it came from, its language, its size."""
+    """One live document of a collection: its id, where it came from, its language, its size.
+
+    ``key`` is the id it is stored under (for a file, its resolved absolute path), which only
+    the library uses: clients see ``id`` (documents.public_id).
+    """
 
     id: str
     path: str
     language: str
     sentences: int
     sha256: str
+    key: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "key"}
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document as the collection holds it: its text and everything known about it."""
+
+    id: str
+    source: str
+    title: str
+    modified: str
+    language: str
+    metadata: dict[str, Any]
+    sentences: int
+    pages: list[int]  # where each page starts in ``text`` (PDFs), else empty
+    text: str
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    """One document of a listing: its id, title and source."""
+
+    id: str
+    title: str
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DocumentList:
+    """A page of a collection's documents, in storage order, and how many there are in all."""
+
+    total: int
+    offset: int
+    documents: list[DocumentEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "offset": self.offset,
+            "documents": [d.to_json() for d in self.documents],
+        }
 
 
 @dataclass(frozen=True)

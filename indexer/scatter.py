@@ -9,12 +9,17 @@ Elasticsearch's ``dfs_query_then_fetch`` does:
 2. proposals: every shard proposes its best ``depth`` sentences of each leg (dense: the vector
    stores' scores; lexical: BM25 with the collection's statistics), and for each proposed
    sentence both legs' scores, its language and its paragraph;
-3. hits: the shards holding the ``k`` passages read their text.
+3. hits: the shards holding the passages chosen (ranking.Selection: a page, a cut-off, one
+   per paragraph or grouped by document) read their text.
 
 The driver embeds the question once. The best ``depth`` sentences of a leg in the collection
 are among the shards' best ``depth`` (ties go in address order everywhere, and addresses are
 those of the one-machine snapshot), so the driver picks each leg's best, scales BM25 by the
-collection's scale, fuses and collapses with ranking.py exactly as one machine does.
+collection's scale, fuses and selects with ranking.py exactly as one machine does.
+
+Documents by id and the documents listing are read by the shard holding them. "More like this"
+(``similar``) is not offered over shards served apart: its stored vectors and exclusions are a
+shard's, and the service refuses it with a clear error (README, Running on a cluster).
 """
 
 from __future__ import annotations
@@ -24,22 +29,29 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from indexer.defaults import Mode
+from indexer.defaults import DOCUMENTS_PAGE, Mode
 from indexer.documents import detect_language
-from indexer.errors import ModelMismatchError, ShardUnavailableError
+from indexer.errors import InvalidRequestError, ModelMismatchError, ShardUnavailableError
 from indexer.filters import check_filters
 from indexer.generations import current_manifest, current_name
 from indexer.lexical import Statistics, analyze, lexical_scale
 from indexer.manifest import Manifest, read_manifest
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
-from indexer.ranking import Fusion, Scored, collapse, fuse
-from indexer.results import Answer, Hit, ShardCounts
-from indexer.service import MIN_CANDIDATES, SearchService
+from indexer.ranking import Fusion, Scored, Selection, fuse
+from indexer.results import (
+    Answer,
+    DocumentEntry,
+    DocumentList,
+    Hit,
+    ShardCounts,
+    StoredDocument,
+)
+from indexer.service import SearchService, check_page, document_not_found, leg_depth
 from indexer.shards import shard_segments
 from indexer.snapshot import ROW_BITS, SegmentCache, Snapshot, best_scored, split_addresses
 
@@ -61,7 +73,7 @@ class ShardQuery:
     terms: list[str]  # its analysed terms (bm25 and hybrid)
     collection: Statistics | None  # the collection's statistics (bm25 and hybrid)
     depth: int
-    filters: dict[str, str] | None
+    filters: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,14 @@ class ShardReader:
         snapshot = self.snapshot(generation)
         return [snapshot.hit(address, rank, scored) for address, rank, scored in wanted]
 
+    def document(self, generation: str, doc_id: str) -> StoredDocument | None:
+        """The live document with this id if the shard holds it."""
+        return self.snapshot(generation).document(doc_id)
+
+    def listing(self, generation: str, offset: int, limit: int) -> list[DocumentEntry]:
+        """``limit`` of the shard's live documents from its ``offset``-th on."""
+        return self.snapshot(generation).listing(offset, limit)
+
 
 def _lexical_top(
     scores: Sequence[np.ndarray], depth: int, allowed: Sequence[np.ndarray] | None
@@ -182,6 +202,14 @@ class Shards(Protocol):
         self, requests: Mapping[str, tuple[str, list[tuple[int, int, Scored]]]]
     ) -> tuple[dict[str, list[Hit]], list[str]]: ...
 
+    def document(
+        self, requests: Mapping[str, tuple[str, str]]
+    ) -> tuple[dict[str, StoredDocument | None], list[str]]: ...
+
+    def listing(
+        self, requests: Mapping[str, tuple[str, int, int]]
+    ) -> tuple[dict[str, list[DocumentEntry]], list[str]]: ...
+
 
 class LocalShards:
     """Every shard read in this process (tests, and the reference for the distributed path)."""
@@ -212,6 +240,16 @@ class LocalShards:
     ) -> tuple[dict[str, list[Hit]], list[str]]:
         return {s: self.reader(s).hits(g, w) for s, (g, w) in requests.items()}, []
 
+    def document(
+        self, requests: Mapping[str, tuple[str, str]]
+    ) -> tuple[dict[str, StoredDocument | None], list[str]]:
+        return {s: self.reader(s).document(g, i) for s, (g, i) in requests.items()}, []
+
+    def listing(
+        self, requests: Mapping[str, tuple[str, int, int]]
+    ) -> tuple[dict[str, list[DocumentEntry]], list[str]]:
+        return {s: self.reader(s).listing(*r) for s, r in requests.items()}, []
+
 
 @dataclass(frozen=True)
 class Request:
@@ -222,8 +260,8 @@ class Request:
     language: str
     mode: Mode
     depth: int
-    k: int
-    filters: dict[str, str] | None
+    selection: Selection
+    filters: dict[str, Any] | None
     allow_partial: bool
 
 
@@ -240,7 +278,9 @@ class ShardedSearch:
         self.offsets = {s.name: (shard_segments(view, s.name) or [0])[0] for s in view.shards}
         self.failed: list[str] = []
 
-    def run(self, request: Request) -> tuple[list[Hit], ShardCounts]:
+    def run(self, request: Request) -> tuple[list[Hit], ShardCounts, float | None]:
+        """The hits, how the shards answered, and the best score of all (before the
+        selection: what calibrated probabilities are relative to)."""
         names = list(self.generations)
         collection = None
         if request.mode in ("bm25", "hybrid"):
@@ -260,11 +300,11 @@ class ShardedSearch:
             for s in names
         }
         proposals = self._answers(self.shards.propose(queries), request)
-        best, at = self._rank(proposals, request)
-        hits = self._hits(best, at, request)
+        chosen, at, top = self._rank(proposals, request)
+        hits = self._hits(chosen, at, request)
         total = len(self.generations)
         failed = sorted(set(self.failed))
-        return hits, ShardCounts(total, total - len(failed), len(failed), failed)
+        return hits, ShardCounts(total, total - len(failed), len(failed), failed), top
 
     def _answers(self, answered: tuple[dict[str, T], list[str]], request: Request) -> dict[str, T]:
         answers, failed = answered
@@ -279,8 +319,9 @@ class ShardedSearch:
 
     def _rank(
         self, proposals: Mapping[str, Proposal], request: Request
-    ) -> tuple[list[Scored], dict[int, tuple[str, int]]]:
-        """The collapsed best ``k`` (global addresses), and where each candidate came from."""
+    ) -> tuple[list[tuple[int, Scored]], dict[int, tuple[str, int]], float | None]:
+        """The selected passages with their ranks (global addresses), where each candidate
+        came from, and the best score of all."""
         shards = list(proposals)
         found = [np.zeros(0, dtype=np.int64)]
         if request.mode in ("dense", "hybrid"):
@@ -331,13 +372,21 @@ class ShardedSearch:
             doc, number = proposals[shard].keys[i]
             return address >> ROW_BITS, int(doc), int(number)
 
-        return collapse(ranked, paragraph, request.k), source
+        def document(address: int) -> tuple[int, int]:
+            shard, i = source[address]
+            return address >> ROW_BITS, int(proposals[shard].keys[i][0])
+
+        chosen = request.selection.select(ranked, paragraph, document)
+        return chosen, source, (ranked[0].score if ranked else None)
 
     def _hits(
-        self, best: list[Scored], at: Mapping[int, tuple[str, int]], request: Request
+        self,
+        chosen: list[tuple[int, Scored]],
+        at: Mapping[int, tuple[str, int]],
+        request: Request,
     ) -> list[Hit]:
         wanted: dict[str, list[tuple[int, int, Scored]]] = {}
-        for rank, scored in enumerate(best, start=1):
+        for rank, scored in chosen:
             shard = at[scored.address][0]
             parts, rows = split_addresses(np.array([scored.address]))
             local = int(((parts[0] - self.offsets[shard]) << ROW_BITS) | rows[0])
@@ -345,8 +394,11 @@ class ShardedSearch:
         asked = {s: (self.generations[s], w) for s, w in wanted.items()}
         answers = self._answers(self.shards.hits(asked), request)
         hits = sorted((h for found in answers.values() for h in found), key=lambda h: h.rank)
-        # partial: ranks stay consecutive over the hits that could be read
-        return [_renumbered(hit, rank) for rank, hit in enumerate(hits, start=1)]
+        # partial: ranks stay consecutive (from the page's first) over the hits that could be
+        # read; a document's passages keep sharing their document's rank
+        first = request.selection.offset + 1
+        ranks = {r: first + i for i, r in enumerate(sorted({h.rank for h in hits}))}
+        return [_renumbered(hit, ranks[hit.rank]) for hit in hits]
 
 
 def _scaled(scores: np.ndarray, scale: float) -> np.ndarray:
@@ -396,17 +448,23 @@ class ShardedService(SearchService):
         query: str,
         k: int | None = None,
         mode: str | None = None,
-        filters: Mapping[str, str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        offset: int = 0,
+        min_score: float | None = None,
+        group: str = "paragraph",
         allow_partial: bool = False,
     ) -> Answer:
         """As SearchService.search; with ``allow_partial`` shards that cannot answer are left
         out (the answer's ``shards`` counts them) instead of failing the search."""
         query = self._check_query(query)
-        k = self._check_k(k)
+        selection = self._check_selection(k, offset, min_score, group)
         chosen = self._check_mode(mode)
         view = self.view()
         if not view.shards:
-            return super().search(query, k, chosen, filters, allow_partial)
+            return super().search(
+                query, k, chosen, filters, offset=offset, min_score=min_score, group=group
+            )
         if view.model != self.embedder.name:
             raise ModelMismatchError.between(view.model, self.embedder.name)
         if filters:
@@ -419,11 +477,85 @@ class ShardedService(SearchService):
             terms=analyze(query, language) if chosen != "dense" else [],
             language=language,
             mode=chosen,
-            depth=max(MIN_CANDIDATES, 10 * k),
-            k=k,
+            depth=leg_depth(selection),
+            selection=selection,
             filters=dict(filters) if filters else None,
             allow_partial=allow_partial,
         )
-        hits, counts = ShardedSearch(self.shards, view, self.options.fusion).run(request)
+        search = ShardedSearch(self.shards, view, self.options.fusion)
+        hits, counts, top = search.run(request)
+        if top is not None:  # relative to the best score overall, as on one machine
+            hits = self._calibrated(hits, chosen, query, top)
         elapsed = (time.perf_counter() - started) * 1000
         return Answer(query, chosen, hits, elapsed, shards=counts)
+
+    def similar(
+        self,
+        *,
+        document_id: str | None = None,
+        text: str | None = None,
+        sentence_id: int | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        group: str = "paragraph",
+    ) -> Answer:
+        """As SearchService.similar for an unsharded collection; refused for shards served
+        apart (a document's stored vectors and its exclusion live in one shard)."""
+        if self.view().shards:
+            raise InvalidRequestError(
+                "more like this (similar) is not available on a collection whose shards are "
+                "served by a Ray cluster",
+                "search with the text instead (POST /search, mode dense), or serve the "
+                "collection without --ray",
+            )
+        return super().similar(
+            document_id=document_id,
+            text=text,
+            sentence_id=sentence_id,
+            k=k,
+            filters=filters,
+            offset=offset,
+            min_score=min_score,
+            group=group,
+        )
+
+    def document(self, doc_id: str) -> StoredDocument:
+        """As SearchService.document; every shard is asked (a file's public id is its path as
+        given, not the id documents are routed to shards by)."""
+        view = self.view()
+        if not view.shards:
+            return super().document(doc_id)
+        asked = {s.name: (s.generation, doc_id) for s in view.shards}
+        answers, failed = self.shards.document(asked)
+        found = next((d for d in answers.values() if d is not None), None)
+        if found is None and failed:
+            raise ShardUnavailableError.naming(failed)
+        if found is None:
+            raise document_not_found(doc_id)
+        return found
+
+    def documents(self, offset: int = 0, limit: int = DOCUMENTS_PAGE) -> DocumentList:
+        """As SearchService.documents, in the same order (shard by shard): whole shards are
+        skipped by their counts in the top manifest; only the shards listed from are asked."""
+        view = self.view()
+        if not view.shards:
+            return super().documents(offset, limit)
+        check_page(offset, limit)
+        found: list[DocumentEntry] = []
+        skip = offset
+        for shard in view.shards:
+            if skip >= shard.documents:
+                skip -= shard.documents
+                continue
+            answers, failed = self.shards.listing(
+                {shard.name: (shard.generation, skip, limit - len(found))}
+            )
+            if failed:
+                raise ShardUnavailableError.naming(failed)
+            found += answers[shard.name]
+            skip = 0
+            if len(found) >= limit:
+                break
+        return DocumentList(view.documents, offset, found)

@@ -7,8 +7,8 @@ A segment folder holds, for its sentences in document order (row 0, 1, ...):
 ``sentences.npy``      each row's document row, paragraph, sentence, offsets and language
 ``vectors.npy`` / ``graph.faiss``  the vectors (see store.py)
 ``postings-*.npy``     the lexical index (see lexical.py)
-``documents.sqlite``   the documents (id, path, title, metadata, full text, ...): random
-                       access by row or id, and a sentence's text by offsets (SQLite's
+``documents.sqlite``   the documents (id, path, title, metadata, full text, page starts, ...):
+                       random access by row or id, and a sentence's text by offsets (SQLite's
                        ``substr`` counts characters, as the offsets do)
 
 Every file is written once and never changed; arrays are opened memory-mapped, so a reader
@@ -31,8 +31,9 @@ from urllib.request import pathname2url
 
 import numpy as np
 
+from indexer.dates import day_of, instant_of
 from indexer.defaults import Quantize
-from indexer.documents import Document, Sentence
+from indexer.documents import Document, Sentence, public_id
 from indexer.errors import IndexCorruptError
 from indexer.fsutil import fsync_path, sha256_file
 from indexer.lexical import ANALYZER_VERSION, Postings
@@ -56,6 +57,11 @@ SENTENCE_DTYPE = np.dtype(
     ]
 )
 _DOCUMENT_COLUMNS = ("id", "path", "title", "modified", "sha256", "language", "metadata", "text")
+# ``pages``: where each page of a paged document (PDF) starts in its text, as a JSON list ("" for
+# none). A column of its own, not metadata: it is structure, like offsets, and must not show up
+# among (or be overwritten by) a document's own fields. Segments written before it lack the
+# column; their documents have no pages, and findling versions before it ignore it.
+PAGES = "pages"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,19 @@ class SegmentInfo:
 
 
 @dataclass(frozen=True)
+class Excerpt:
+    """A piece of a document's text, with what a hit shows of the document."""
+
+    id: str
+    path: str
+    title: str
+    modified: str
+    metadata: dict[str, Any]
+    pages: tuple[int, ...]  # where each page starts (paged documents only)
+    text: str
+
+
+@dataclass(frozen=True)
 class SegmentData:
     """Everything a new segment is written from, rows in document order."""
 
@@ -117,9 +136,9 @@ def write_segment(
     rows = _sentence_rows(data.documents, data.sentences, languages)
     with _new_database(folder / DOCUMENTS) as db:
         db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (row, *_document_values(doc), int(first), int(count))
+                (row, *_document_values(doc), int(first), int(count), _pages_value(doc.pages))
                 for row, (doc, first, count) in enumerate(
                     zip(data.documents, *_document_ranges(rows, len(data.documents)), strict=True)
                 )
@@ -230,13 +249,16 @@ def _copy_documents(
     db: sqlite3.Connection, segment: Segment, mapping: list[tuple[int, int, int, int]]
 ) -> None:
     """Copy documents inside SQLite: (old row, new row, first sentence, sentences) each."""
-    columns = ", ".join(f"d.{c}" for c in _DOCUMENT_COLUMNS)
+    columns = ", ".join(_DOCUMENT_COLUMNS)
+    values = ", ".join(f"d.{c}" for c in _DOCUMENT_COLUMNS)
+    pages = f"d.{PAGES}" if segment.has_pages else "''"
     db.execute("ATTACH DATABASE ? AS source", (segment.database_uri(),))
     try:
         db.execute("CREATE TEMP TABLE moved (old INTEGER PRIMARY KEY, new, first, count)")
         db.executemany("INSERT INTO moved VALUES (?, ?, ?, ?)", mapping)
         db.execute(
-            f"INSERT INTO documents SELECT m.new, {columns}, m.first, m.count "
+            f"INSERT INTO documents (row, {columns}, first, count, {PAGES}) "
+            f"SELECT m.new, {values}, m.first, m.count, {pages} "
             "FROM source.documents d JOIN moved m ON d.row = m.old ORDER BY m.new"
         )
         db.execute("DROP TABLE moved")
@@ -277,6 +299,14 @@ def _document_values(doc: Document) -> tuple[Any, ...]:
     return (doc.id, doc.path, doc.title, doc.modified, doc.sha256, doc.language, metadata, doc.text)
 
 
+def _pages_value(pages: Sequence[int]) -> str:
+    return json.dumps(list(pages)) if pages else ""
+
+
+def _read_pages(value: str) -> tuple[int, ...]:
+    return tuple(json.loads(value)) if value else ()
+
+
 def _uri(path: Path, mode: str) -> str:
     return f"file:{pathname2url(str(path.resolve()))}?mode={mode}"
 
@@ -294,7 +324,8 @@ class _new_database:
             "CREATE TABLE documents (row INTEGER PRIMARY KEY, id TEXT NOT NULL, "
             "path TEXT NOT NULL, title TEXT NOT NULL, modified TEXT NOT NULL, "
             "sha256 TEXT NOT NULL, language TEXT NOT NULL, metadata TEXT NOT NULL, "
-            "text TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL)"
+            "text TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL, "
+            f"{PAGES} TEXT NOT NULL DEFAULT '')"
         )
 
     def __enter__(self) -> sqlite3.Connection:
@@ -313,16 +344,12 @@ def _glob_matches(text: str, pattern: str) -> int:
     return int(fnmatch.fnmatch(text, pattern))
 
 
-def _metadata_equals(metadata: str, key: str, value: str) -> int:
-    data = json.loads(metadata)
-    return int(key in data and str(data[key]) == value)
-
-
 # functions the documents table can be queried with (filters.py): a glob as fnmatch matches it,
-# and a metadata field compared as text
+# and the day or the UTC instant of an ISO date (NULL for other values), as comparable text
 SQL_FUNCTIONS: dict[str, tuple[int, Any]] = {
     "glob_matches": (2, _glob_matches),
-    "metadata_equals": (3, _metadata_equals),
+    "filter_day": (1, day_of),
+    "filter_instant": (1, instant_of),
 }
 
 
@@ -338,6 +365,8 @@ class Segment:
         try:
             self.ids = np.load(folder / IDS, mmap_mode="r", allow_pickle=False)
             self.sentences = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise  # pruned by a commit after the reader read CURRENT: it reads CURRENT again
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
                 f"cannot read segment {folder} ({exc})", "run `findling verify`"
@@ -352,10 +381,14 @@ class Segment:
             )
         self._lock = threading.Lock()
         # connected now: once open, the segment stays readable even if a commit prunes it
+        if not (folder / DOCUMENTS).is_file():
+            raise FileNotFoundError(folder / DOCUMENTS)
         self._db = sqlite3.connect(self.database_uri(), uri=True, check_same_thread=False)
         for function, (arity, implementation) in SQL_FUNCTIONS.items():
             self._db.create_function(function, arity, implementation, deterministic=True)
         self.cache: dict[str, Any] = {}  # derived data readers keep (e.g. filter masks)
+        columns = {str(c[1]) for c in self._query("PRAGMA table_info(documents)")}
+        self.has_pages = PAGES in columns  # segments written before page numbers lack it
 
     @property
     def name(self) -> str:
@@ -394,19 +427,50 @@ class Segment:
     def document(self, row: int) -> Document:
         values = dict(zip(_DOCUMENT_COLUMNS, self.document_values(row), strict=True))
         values["metadata"] = json.loads(values["metadata"])
-        return Document(**values)
+        return Document(**values, pages=self._pages(row))
+
+    def _pages(self, row: int) -> tuple[int, ...]:
+        if not self.has_pages:
+            return ()
+        found = self._query(f"SELECT {PAGES} FROM documents WHERE row = ?", (int(row),))
+        return _read_pages(found[0][0]) if found else ()
+
+    def sentence_range(self, row: int) -> tuple[int, int]:
+        """A document's first sentence row and its number of sentences."""
+        found = self._query("SELECT first, count FROM documents WHERE row = ?", (int(row),))
+        if not found:
+            raise IndexCorruptError(f"segment {self.name} has no document row {row}")
+        return int(found[0][0]), int(found[0][1])
+
+    def titles(self, rows: Sequence[int]) -> list[tuple[str, str, str]]:
+        """(id, path, title) of the documents at ``rows``, in that order."""
+        found: dict[int, tuple[str, str, str]] = {}
+        for begin in range(0, len(rows), 500):
+            chunk = [int(r) for r in rows[begin : begin + 500]]
+            marks = ", ".join("?" * len(chunk))
+            for row, doc_id, path, title in self._query(
+                f"SELECT row, id, path, title FROM documents WHERE row IN ({marks})", chunk
+            ):
+                found[int(row)] = (str(doc_id), str(path), str(title))
+        return [found[int(r)] for r in rows]
 
     def find_documents(self, ids: Sequence[str]) -> list[tuple[str, int, str]]:
-        """(id, row, sha256) of the documents with the given ids, live or deleted (a segment
-        may hold an id more than once: the caller knows which rows are deleted)."""
+        """(key, row, sha256) of the documents whose id, or public id (see
+        documents.public_id), is one of ``ids``, live or deleted (a segment may hold an id
+        more than once: the caller knows which rows are deleted). ``key`` is the one asked for."""
+        wanted = set(ids)
         found = []
-        for begin in range(0, len(ids), 500):  # SQLite limits the parameters of one query
-            chunk = list(ids[begin : begin + 500])
+        for begin in range(0, len(ids), 400):  # SQLite limits the parameters of one query
+            chunk = list(ids[begin : begin + 400])
             marks = ", ".join("?" * len(chunk))
-            for doc_id, row, sha256 in self._query(
-                f"SELECT id, row, sha256 FROM documents WHERE id IN ({marks})", chunk
+            for doc_id, path, row, sha256 in self._query(
+                f"SELECT id, path, row, sha256 FROM documents WHERE id IN ({marks}) "
+                f"OR path IN ({marks})",
+                chunk + chunk,
             ):
-                found.append((str(doc_id), int(row), str(sha256)))
+                key = doc_id if doc_id in wanted else public_id(doc_id, path)
+                if key in wanted:
+                    found.append((str(key), int(row), str(sha256)))
         return found
 
     def document_ids(self, rows: Sequence[int]) -> dict[int, str]:
@@ -428,16 +492,26 @@ class Segment:
         ):
             yield int(row), str(doc_id), str(path), str(sha256), str(language), int(count)
 
-    def document_text(self, row: int, start: int, end: int) -> tuple[str, str, str]:
-        """A document's id, path and the characters ``start:end`` of its text."""
+    def excerpt(self, row: int, start: int, end: int) -> Excerpt:
+        """What a hit shows of its document, with the characters ``start:end`` of its text."""
+        pages = PAGES if self.has_pages else "''"
         found = self._query(
-            "SELECT id, path, substr(text, ?, ?) FROM documents WHERE row = ?",
+            f"SELECT id, path, title, modified, metadata, {pages}, substr(text, ?, ?) "
+            "FROM documents WHERE row = ?",
             (int(start) + 1, int(end) - int(start), int(row)),
         )
         if not found:
             raise IndexCorruptError(f"segment {self.name} has no document row {row}")
-        doc_id, path, text = found[0]
-        return str(doc_id), str(path), str(text)
+        doc_id, path, title, modified, metadata, page_starts, text = found[0]
+        return Excerpt(
+            str(doc_id),
+            str(path),
+            str(title),
+            str(modified),
+            json.loads(metadata),
+            _read_pages(page_starts),
+            str(text),
+        )
 
     def select_documents(self, where: str, parameters: Sequence[Any]) -> np.ndarray:
         """Rows of the documents matching an SQL condition over the documents table."""

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from indexer.defaults import Mode
-from indexer.documents import Document, Skipped, detect_language, read_documents, split_document
+from indexer.defaults import DOCUMENTS_PAGE, MAX_DOCUMENTS_PAGE, MAX_OFFSET, Mode
+from indexer.documents import (
+    Document,
+    Skipped,
+    detect_language,
+    load_language_identifier,
+    read_documents,
+    split_document,
+)
 from indexer.errors import (
     DocumentNotFoundError,
     FindlingError,
@@ -39,15 +48,18 @@ from indexer.merging import OPTIMIZE, MergePolicy
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
 from indexer.pipeline import Prepared, prepared
-from indexer.ranking import MODES, Scored, collapse, fuse
+from indexer.ranking import GROUPS, MODES, Scored, Selection, calibration, fuse
 from indexer.recipe import VectorRecipe
-from indexer.results import Answer, BuildSummary, Hit, Source
+from indexer.results import Answer, BuildSummary, DocumentList, Hit, Source, StoredDocument
 from indexer.shards import shard_count
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
 from indexer.writer import GenerationWriter, Layout, ShardedWriter, Writer
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
+MAX_CANDIDATES = 20_000  # and at most, however deep a page or large a group
+# similar(text=...): the e5 prompt a text is embedded with, measured (python -m bench.similar)
+SIMILAR_TEXT_AS = "query"
 EMBED_CHUNK_SENTENCES = 2048  # sentences embedded at a time while the next are prepared
 
 __all__ = ["Answer", "BuildSummary", "Hit", "SearchService"]
@@ -113,7 +125,7 @@ class SearchService:
         roots = read.roots if prune else None
 
         def plan(base: Snapshot | None) -> Plan:
-            old = {} if base is None else {d.id: d.sha256 for d in base.documents()}
+            old = {} if base is None else {d.key: d.sha256 for d in base.documents()}
             return plan_update(old, read.documents, protected, roots)
 
         return self._write(plan, read.skipped, rebuild=rebuild, progress=progress, shards=shards)
@@ -140,7 +152,7 @@ class SearchService:
         resolved = [t.resolve().as_posix() for t in targets]
 
         def plan(base: Snapshot | None) -> Plan:
-            documents = [] if base is None else [(d.id, d.path) for d in base.documents()]
+            documents = [] if base is None else [(d.key, d.path) for d in base.documents()]
             return plan_removal(documents, lambda i, p: matches_source(i, p, resolved, pattern))
 
         return self._write(plan, [])
@@ -309,6 +321,24 @@ class SearchService:
         """The first ``limit`` live documents."""
         return list(itertools.islice(self._current().documents(), limit))
 
+    def document(self, doc_id: str) -> StoredDocument:
+        """A document of the collection by id: its text, title, source, metadata, ...
+
+        Raises:
+            DocumentNotFoundError: no live document has this id.
+        """
+        found = self._current().document(doc_id)
+        if found is None:
+            raise document_not_found(doc_id)
+        return found
+
+    def documents(self, offset: int = 0, limit: int = DOCUMENTS_PAGE) -> DocumentList:
+        """``limit`` documents (id, title, source) from the ``offset``-th on, in storage order,
+        and how many the collection holds."""
+        check_page(offset, limit)
+        snapshot = self._current()
+        return DocumentList(snapshot.manifest.documents, offset, snapshot.listing(offset, limit))
+
     def verify(self) -> list[str]:
         """Re-read every file of the live generation against the checksum recorded when it was
         written; the problems found (none: the collection is intact). Opening a collection
@@ -329,9 +359,11 @@ class SearchService:
         return problems
 
     def load(self) -> None:
-        """Open the index and load the model now, so the first search is fast."""
-        self._current()
+        """Open the index and load the model and the language identifier now, so the first
+        search (or write) is fast."""
+        load_language_identifier()
         self.embedder.load()
+        self._current()
 
     def _current(self) -> Snapshot:
         # another process may have committed a newer generation: pick it up, no restart
@@ -351,26 +383,135 @@ class SearchService:
         query: str,
         k: int | None = None,
         mode: str | None = None,
-        filters: Mapping[str, str] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        offset: int = 0,
+        min_score: float | None = None,
+        group: str = "paragraph",
         allow_partial: bool = False,
     ) -> Answer:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
-        ``filters`` keep only sentences whose document matches every ``key: value`` (see
-        :mod:`indexer.filters`). ``took_ms`` excludes loading model and index.
+        ``filters`` keep only the sentences that pass them: ``{"lang": "de"}``, ``{"modified":
+        {"$gte": "2024-01-01"}}``, ... (see :mod:`indexer.filters`). ``offset`` skips that
+        many results (the next page), ``min_score`` leaves out results scoring below it, and
+        ``group="document"`` returns ``k`` documents, each with its best passages (see
+        :class:`~indexer.ranking.Selection`). ``took_ms`` excludes loading model and index.
         ``allow_partial`` matters only where shards are served apart (scatter.ShardedService):
         one process holds every shard.
         """
         query = self._check_query(query)
-        k = self._check_k(k)
+        selection = self._check_selection(k, offset, min_score, group)
         chosen = self._check_mode(mode)
         snapshot = self._ready()
         started = time.perf_counter()
         allowed = snapshot.allowed(filters) if filters else None
-        ranked = self._rank(snapshot, query, chosen, max(MIN_CANDIDATES, 10 * k), allowed)
-        best = collapse(ranked, snapshot.paragraph_key, k)
-        results = [snapshot.hit(s.address, rank, s) for rank, s in enumerate(best, start=1)]
+        ranked = self._rank(snapshot, query, chosen, leg_depth(selection), allowed)
+        results = self._hits(snapshot, ranked, selection)
+        if ranked:  # relative to the best score overall, not the best on this page
+            results = self._calibrated(results, chosen, query, ranked[0].score)
         return Answer(query, chosen, results, (time.perf_counter() - started) * 1000)
+
+    def _calibrated(self, hits: list[Hit], mode: Mode, query: str, top: float) -> list[Hit]:
+        """The hits with the calibrated probability that they answer the question, if the
+        shipped calibration fits this model, mode and fusion (``top``: the best score)."""
+        fit = calibration()
+        if fit is None or not hits:
+            return hits
+        language = detect_language(query)
+        probabilities = [
+            fit.probability(
+                self.embedder.name, self.options.fusion, mode, h.score, top, h.language == language
+            )
+            for h in hits
+        ]
+        return [
+            replace(h, probability=None if p is None else round(p, 4))
+            for h, p in zip(hits, probabilities, strict=True)
+        ]
+
+    def similar(
+        self,
+        *,
+        document_id: str | None = None,
+        text: str | None = None,
+        sentence_id: int | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        group: str = "paragraph",
+    ) -> Answer:
+        """Passages like a document, a text or a sentence ("more like this"), best first; the
+        document itself (a sentence's document) is left out. Give exactly one of:
+
+        ``document_id``: the mean of the document's stored sentence vectors (nothing is
+        embedded, no model loaded); ``sentence_id`` (a hit's): its stored vector; ``text``:
+        embedded as SIMILAR_TEXT_AS says. Ranked by the dense leg alone (mode "dense"); the
+        other arguments are those of :meth:`search`.
+        """
+        if sum(given is not None for given in (document_id, text, sentence_id)) != 1:
+            raise InvalidRequestError(
+                "give exactly one of document_id, text and sentence_id",
+                'e.g. {"document_id": "..."}, the document_id of a search hit',
+            )
+        selection = self._check_selection(k, offset, min_score, group)
+        text = None if text is None else self._check_query(text)
+        snapshot = self._current() if text is None else self._ready()
+        started = time.perf_counter()
+        if text is not None:
+            label, vector, allowed = text, self.embed([text], SIMILAR_TEXT_AS)[0], None
+        else:
+            label, vector, allowed = self._stored_like(snapshot, document_id, sentence_id)
+        if filters and allowed is None:
+            allowed = snapshot.allowed(filters)
+        elif filters and allowed is not None:
+            where = snapshot.allowed(filters)
+            allowed = [a & w for a, w in zip(allowed, where, strict=True)]
+        found = snapshot.dense(vector, leg_depth(selection), allowed)
+        scores = snapshot.vectors(found) @ vector
+        ranked = fuse("dense", found, scores, None, np.zeros(len(found), bool), self.options.fusion)
+        results = self._hits(snapshot, ranked, selection)
+        return Answer(label, "dense", results, (time.perf_counter() - started) * 1000)
+
+    def _stored_like(
+        self, snapshot: Snapshot, document_id: str | None, sentence_id: int | None
+    ) -> tuple[str, np.ndarray, list[np.ndarray]]:
+        """What :meth:`similar` searches with for a stored document or sentence: its label,
+        the unit-length query vector, and the live sentences without its document."""
+        if document_id is not None:
+            found = snapshot.document_rows(document_id)
+            if found is None:
+                raise DocumentNotFoundError(
+                    f"no document {document_id[:200]!r} in the collection",
+                    "take the document_id of a search hit, or list them (GET /documents)",
+                )
+            part, rows = found
+            vector = snapshot.parts[part].segment.store.vectors(rows).mean(axis=0)
+            label = document_id
+        else:
+            assert sentence_id is not None
+            address = snapshot.find_sentence(sentence_id)
+            if address is None:
+                raise DocumentNotFoundError(
+                    f"no sentence {sentence_id} in the collection",
+                    "take the sentence_id of a search hit (ids of removed sentences are gone)",
+                )
+            part, document = snapshot.document_key(address)
+            first, count = snapshot.parts[part].segment.sentence_range(document)
+            rows = np.arange(first, first + count)
+            vector = snapshot.vectors(np.array([address]))[0]
+            label = str(sentence_id)
+        allowed = [p.live for p in snapshot.parts]
+        allowed[part] = allowed[part].copy()
+        allowed[part][rows] = False  # the document itself
+        norm = float(np.linalg.norm(vector))
+        # unit length, as a question's vector is: scores then mean what a dense search's mean
+        return label, (vector / norm if norm else vector).astype(np.float32), allowed
+
+    def _hits(self, snapshot: Snapshot, ranked: list[Scored], selection: Selection) -> list[Hit]:
+        chosen = selection.select(ranked, snapshot.paragraph_key, snapshot.document_key)
+        return [snapshot.hit(s.address, rank, s) for rank, s in chosen]
 
     def rank_sentences(self, query: str, mode: Mode, depth: int) -> list[tuple[SentenceRef, float]]:
         """Sentences ranked for ``query`` without collapsing (for evaluation)."""
@@ -434,6 +575,21 @@ class SearchService:
             )
         return k
 
+    def _check_selection(
+        self, k: int | None, offset: int, min_score: float | None, group: str
+    ) -> Selection:
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidRequestError(
+                f"offset must be between 0 and {MAX_OFFSET}, not {offset}",
+                "page through at most the first thousand results",
+            )
+        if min_score is not None and not math.isfinite(min_score):
+            raise InvalidRequestError(f"min_score must be a number, not {min_score}")
+        for known in GROUPS:
+            if group == known:
+                return Selection(self._check_k(k), offset, min_score, known)
+        raise InvalidRequestError(f"unknown group {group!r}", f"use one of: {', '.join(GROUPS)}")
+
     def _check_mode(self, mode: str | None) -> Mode:
         if mode is None:
             return self.options.default_mode
@@ -443,6 +599,28 @@ class SearchService:
         raise InvalidRequestError(
             f"unknown search mode {mode!r}", f"use one of: {', '.join(MODES)}"
         )
+
+
+def document_not_found(doc_id: str) -> DocumentNotFoundError:
+    return DocumentNotFoundError(
+        f"no document {doc_id[:200]!r} in the collection",
+        "take the document_id of a search hit, or list them (GET /documents)",
+    )
+
+
+def check_page(offset: int, limit: int) -> None:
+    """Refuse a page of the documents listing that is out of bounds."""
+    if not 1 <= limit <= MAX_DOCUMENTS_PAGE or offset < 0:
+        raise InvalidRequestError(
+            f"limit must be between 1 and {MAX_DOCUMENTS_PAGE} and offset at least 0, not "
+            f"{limit} and {offset}",
+            "page through the documents with offset",
+        )
+
+
+def leg_depth(selection: Selection) -> int:
+    """How many sentences each leg proposes for a selection."""
+    return min(MAX_CANDIDATES, max(MIN_CANDIDATES, 10 * selection.passages))
 
 
 class _Pending:

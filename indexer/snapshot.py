@@ -11,18 +11,21 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from indexer.defaults import SNIPPET_MAX_CHARS, SNIPPET_WINDOW
+from indexer.documents import public_id
 from indexer.errors import IndexCorruptError
-from indexer.filters import check_filters, segment_filter
+from indexer.filters import parse_filter, segment_filter
+from indexer.formats import page_of
 from indexer.generations import current_manifest
 from indexer.lexical import LexicalScores, Postings, Statistics, bm25, statistics
 from indexer.manifest import Manifest, SegmentEntry
-from indexer.ranking import Scored
+from indexer.ranking import SCORE_DIGITS, Scored
 from indexer.recipe import VectorRecipe
-from indexer.results import Hit, Source
+from indexer.results import DocumentEntry, Hit, Source, StoredDocument
 from indexer.segment import Segment
 
 # a candidate sentence is addressed as part << ROW_BITS | row (part: the segment's position)
@@ -197,6 +200,11 @@ class Snapshot:
         sentence = self.parts[part].segment.sentences[row]
         return part, int(sentence["doc"]), int(sentence["paragraph"])
 
+    def document_key(self, address: int) -> tuple[int, int]:
+        """(part, document row): one per live document."""
+        part, row = address >> ROW_BITS, address & ((1 << ROW_BITS) - 1)
+        return part, int(self.parts[part].segment.sentences[row]["doc"])
+
     def _column(self, name: str, parts: np.ndarray, rows: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.int64)
         for i in np.unique(parts):
@@ -206,10 +214,12 @@ class Snapshot:
 
     # -- filters -------------------------------------------------------------------------------
 
-    def allowed(self, filters: Mapping[str, str]) -> list[np.ndarray]:
-        """Per part, the live sentences that pass every ``key: value`` filter (see filters.py)."""
-        check_filters(filters)
-        return [part.live & segment_filter(part.segment, filters) for part in self.parts]
+    def allowed(self, filters: Mapping[str, Any]) -> list[np.ndarray]:
+        """Per part, the live sentences that pass the filter (see filters.py)."""
+        where = parse_filter(filters)
+        if where is None:
+            return [part.live for part in self.parts]
+        return [part.live & segment_filter(part.segment, where) for part in self.parts]
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -227,7 +237,62 @@ class Snapshot:
         for part in self.parts:
             for row, doc_id, path, sha256, language, count in part.segment.catalogue():
                 if not part.deleted[row]:
-                    yield Source(doc_id, path, language, count, sha256)
+                    yield Source(public_id(doc_id, path), path, language, count, sha256, doc_id)
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        """A live document with its text and all that is known about it, or None."""
+        located = self.locate([doc_id]).get(doc_id)
+        if located is None:
+            return None
+        segment = self.parts[located.part].segment
+        document = segment.document(located.row)
+        _, sentences = segment.sentence_range(located.row)
+        return StoredDocument(
+            id=public_id(document.id, document.path),
+            source=document.path,
+            title=document.title,
+            modified=document.modified,
+            language=document.language,
+            metadata=document.metadata,
+            sentences=sentences,
+            pages=list(document.pages),
+            text=document.text,
+        )
+
+    def document_rows(self, doc_id: str) -> tuple[int, np.ndarray] | None:
+        """The part holding a live document and its sentence rows there, or None."""
+        located = self.locate([doc_id]).get(doc_id)
+        if located is None:
+            return None
+        first, count = self.parts[located.part].segment.sentence_range(located.row)
+        return located.part, np.arange(first, first + count)
+
+    def find_sentence(self, sentence_id: int) -> int | None:
+        """The address of the live sentence with this id, or None."""
+        for i, part in enumerate(self.parts):
+            rows = np.flatnonzero(part.segment.ids == sentence_id)
+            if len(rows) and part.live[rows[0]]:
+                return (i << ROW_BITS) | int(rows[0])
+        return None
+
+    def listing(self, offset: int, limit: int) -> list[DocumentEntry]:
+        """``limit`` live documents from the ``offset``-th on, segment by segment (whole
+        segments are skipped by their counts; only the listed documents are read)."""
+        found: list[DocumentEntry] = []
+        for part in self.parts:
+            live = np.flatnonzero(~part.deleted)
+            if offset >= len(live):
+                offset -= len(live)
+                continue
+            rows = live[offset : offset + limit - len(found)].tolist()
+            offset = 0
+            found += [
+                DocumentEntry(public_id(i, path), title, path)
+                for i, path, title in part.segment.titles(rows)
+            ]
+            if len(found) == limit:
+                break
+        return found
 
     def hit(self, address: int, rank: int, scored: Scored) -> Hit:
         """A result as people and programs see it: the sentence, the text around it, where
@@ -246,23 +311,29 @@ class Snapshot:
             while last - row < SNIPPET_WINDOW and _same_paragraph(sentences, last + 1, row):
                 last += 1
             snippet_start, snippet_end = int(sentences[first]["start"]), int(sentences[last]["end"])
-        doc_id, path, context = segment.document_text(int(s["doc"]), snippet_start, snippet_end)
+        excerpt = segment.excerpt(int(s["doc"]), snippet_start, snippet_end)
+        context = excerpt.text
         return Hit(
             rank=rank,
-            score=round(scored.score, 6),
+            score=round(scored.score, SCORE_DIGITS),
             text=context[start - snippet_start : end - snippet_start],
             context=context,
             context_start=start - snippet_start,
             context_end=end - snippet_start,
-            source=path,
-            document_id=doc_id,
+            source=excerpt.path,
+            document_id=public_id(excerpt.id, excerpt.path),
+            title=excerpt.title,
+            modified=excerpt.modified,
+            metadata=excerpt.metadata,
             paragraph=int(s["paragraph"]),
             sentence=int(s["sentence"]),
+            sentence_id=int(segment.ids[row]),
             start=start,
             end=end,
+            page=page_of(excerpt.pages, start),
             language=segment.info.languages[int(s["language"])],
-            dense_score=None if scored.dense is None else round(scored.dense, 6),
-            lexical_score=None if scored.lexical is None else round(scored.lexical, 6),
+            dense_score=None if scored.dense is None else round(scored.dense, SCORE_DIGITS),
+            lexical_score=None if scored.lexical is None else round(scored.lexical, SCORE_DIGITS),
         )
 
     def sentence_refs(self, addresses: np.ndarray) -> list[SentenceRef]:

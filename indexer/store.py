@@ -106,7 +106,11 @@ class VectorStore:
                 storage: Any = faiss.downcast_index(graph.storage)
                 pointer = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
                 vectors = np.asarray(pointer).reshape(storage.ntotal, storage.d)
+        except FileNotFoundError:
+            raise  # pruned meanwhile: the reader reads CURRENT again
         except (OSError, ValueError, RuntimeError) as exc:
+            if not (folder / (VECTORS if kind == "flat" else GRAPH)).exists():
+                raise FileNotFoundError(folder) from exc  # FAISS says RuntimeError for it
             raise IndexCorruptError(
                 f"cannot read the vectors in {folder} ({exc})", "run `findling verify`"
             ) from exc

@@ -131,3 +131,30 @@ def test_collections_and_filters(
     assert_error(
         client.get("/search", params={"q": "x", "collection": "nope"}), 404, "index_not_found"
     )
+
+
+def test_filters_with_operators(client: TestClient) -> None:
+    where = {
+        "$or": [{"lang": "de"}, {"source": {"$in": ["*.md"]}}],
+        "modified": {"$gte": "2000-01-01"},
+    }
+    posted = client.post("/search", json={"query": "Rhein bread", "k": 10, "filters": where})
+    assert posted.status_code == 200 and len(posted.json()["results"]) == 5
+    none = client.post(
+        "/search", json={"query": "Rhein", "filters": {"modified": {"$lt": "2000-01-01"}}}
+    )
+    assert none.json()["results"] == []
+    got = client.get("/search", params=[("q", "Rhein"), ("filter", "lang!=de"), ("k", "10")])
+    assert {r["language"] for r in got.json()["results"]} == {"en"}
+    error = assert_error(
+        client.post("/search", json={"query": "x", "filters": {"team": {"$like": "a"}}}),
+        422,
+        "invalid_request",
+    )
+    assert "unknown filter operator '$like'" in error["details"][0]["msg"]
+    error = assert_error(
+        client.get("/search", params={"q": "x", "filter": "modified>=last week"}),
+        422,
+        "invalid_request",
+    )
+    assert "compares ISO dates, not 'last week'" in error["message"]

@@ -100,3 +100,13 @@ def test_real_server_answers_over_http(server: str) -> None:
     assert "Keir Starmer" in german.json()["results"][0]["text"]
     empty = httpx.get(f"{server}/search", params={"q": " "})
     assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_request"
+
+
+def test_hits_carry_a_calibrated_probability(real: SearchService) -> None:
+    results = real.search("How many civilians died in August?", k=5).results
+    probabilities = [r.probability for r in results]
+    known = [p for p in probabilities if p is not None]
+    assert len(known) == len(probabilities) and all(0.0 <= p <= 1.0 for p in known)
+    assert known[0] == max(known)
+    assert known[0] > 0.5  # the right answer, confidently
+    assert real.search("Blinken", k=3, mode="bm25").results[0].probability is None

@@ -444,8 +444,8 @@ def _cases() -> list[Case]:
         ("DELETE", "/search", "GET, POST"),
         ("PUT", "/health", "GET"),
         ("POST", "/info", "GET"),
-        ("GET", "/documents/x", "PUT, DELETE"),
-        ("PATCH", "/documents", "POST"),
+        ("PATCH", "/documents/x", "GET, PUT, DELETE"),
+        ("PATCH", "/documents", "GET, POST"),
     ]:
         cases.append(
             Case(
@@ -458,6 +458,38 @@ def _cases() -> list[Case]:
                 headers={"X-Expect-Allow": allowed},
             )
         )
+    # 7: paths as the user gave them (the server indexed the folder "docs", given relatively)
+    cases += [
+        Case("file document hit", 7, "GET", "/search?q=Rhein+Fluss+Europa&k=3", 200),
+        Case("file document, bm25", 7, "GET", "/search?q=Leuchtturm&mode=bm25", 200),
+        Case("info lists sources", 7, "GET", "/info", 200),
+        Case("collections", 7, "GET", "/collections", 200),
+        Case("unknown collection", 7, "GET", "/search?q=a&collection=nope", 404, "index_not_found"),
+        Case(
+            "delete an unknown id",
+            7,
+            "DELETE",
+            "/documents/nope",
+            404,
+            "document_not_found",
+            headers=WRITE,
+        ),
+        Case("filter on a file path", 7, "GET", "/search?q=Rhein&filter=source=docs/*", 200),
+    ]
+    # 3: a write that reaches a busy collection queues behind the others (see also
+    # tests/test_concurrent_writes.py for 32 writers at once)
+    cases += [
+        Case(
+            f"write {i}",
+            3,
+            "PUT",
+            f"/documents/queued-{i}",
+            200,
+            json={"text": f"Satz {i}."},
+            headers=WRITE,
+        )
+        for i in range(5)
+    ]
     return cases
 
 
@@ -615,6 +647,20 @@ def _raw(url: str, case: RawCase) -> bytes:
 
 def test_a_hostile_client_gets_the_documented_answers(tmp_path: Path) -> None:
     cases = _cases()
+    # a folder of files indexed as people do, by a relative path: hits must not show the
+    # server's absolute folders (class 7)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "leuchtturm.txt").write_text(
+        "Der Leuchtturm steht seit 1815 in Kiel. Der Rhein ist ein Fluss in Europa.", "utf-8"
+    )
+    environment = {**os.environ, "FINDLING_MODEL": "hashing", "FINDLING_INDEX_DIR": "index"}
+    subprocess.run(
+        [str(FINDLING), "index", "docs"],
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
     failures: list[str] = []
     with _server(tmp_path) as (url, log), httpx.Client(base_url=url, timeout=60) as client:
         for doc_id, text in (("rhein", GERMAN), ("cooking", ENGLISH)):

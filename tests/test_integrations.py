@@ -26,7 +26,8 @@ READ_KEY = "read-secret-456"
 QUESTION = "Rhein Fluss Europa"
 METADATA = {
     "source", "document_id", "start", "end", "paragraph", "sentence", "language", "score",
-    "rank", "dense_score", "lexical_score", "context", "context_start", "context_end",
+    "rank", "dense_score", "lexical_score", "context", "context_start", "context_end", "title",
+    "modified", "metadata", "page", "sentence_id", "probability",
 }  # fmt: skip
 
 

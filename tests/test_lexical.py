@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def test_german_spellings_meet(a: str, b: str) -> None:
 )
 def test_english_inflections_meet(a: str, b: str) -> None:
     assert analyze(a, "en") == analyze(b, "en")
+
+
+def test_the_stop_words_are_those_of_bm25s() -> None:
+    from bm25s import stopwords as theirs
+
+    from indexer import stopwords as ours
+
+    assert tuple(theirs.STOPWORDS_GERMAN) == ours.GERMAN
+    assert tuple(theirs.STOPWORDS_EN) == ours.ENGLISH
 
 
 def test_stop_words_are_dropped() -> None:
@@ -141,8 +151,14 @@ def test_a_common_word_alone_is_weak_lexical_evidence() -> None:
     assert ranked.normalised()[0].argmax() == ranked.scores[0].argmax()  # order is BM25's own
 
 
-def test_damaged_postings_are_reported(tmp_path: Path) -> None:
+def test_damaged_postings_are_reported_and_missing_ones_retried(tmp_path: Path) -> None:
+    _postings(["Köln am Rhein"]).save(tmp_path)
+    (tmp_path / "postings-rows.npy").write_bytes(b"not an array")
     with pytest.raises(IndexCorruptError, match="lexical index"):
+        Postings.load(tmp_path)
+    # gone (a commit pruned it after the reader read CURRENT): the reader looks again
+    (tmp_path / "postings-rows.npy").unlink()
+    with pytest.raises(FileNotFoundError):
         Postings.load(tmp_path)
 
 
@@ -168,3 +184,19 @@ def test_collapse_keeps_the_best_sentence_per_paragraph() -> None:
     ranked = [Scored(address, 1.0 - address / 10, None, None) for address in (1, 0, 3, 2)]
     assert [s.address for s in collapse(ranked, paragraphs.__getitem__, k=10)] == [1, 3, 2]
     assert [s.address for s in collapse(ranked, paragraphs.__getitem__, k=2)] == [1, 3]
+
+
+def test_a_calibration_maps_scores_to_probabilities_for_its_own_model_only() -> None:
+    from indexer.ranking import Calibration, calibration
+
+    fit = Calibration("m", (0.1, 0.0), {"hybrid": np.array([-10.0, 12.0, -20.0, 0.0, 0.0])})
+    near = fit.probability("m", Fusion(), "hybrid", 0.9, 0.9, True)
+    assert near is not None and near == pytest.approx(1 / (1 + math.exp(-(-10 + 12 * 0.9))))
+    below = fit.probability("m", Fusion(), "hybrid", 0.8, 0.9, True)  # far below the first hit
+    assert below is not None and below < near
+    assert fit.probability("other", Fusion(), "hybrid", 0.9, 0.9, True) is None
+    assert fit.probability("m", Fusion(0.3), "hybrid", 0.9, 0.9, True) is None
+    assert fit.probability("m", Fusion(), "bm25", 0.9, 0.9, True) is None
+    shipped = calibration()  # the fit for the default model, in the package
+    assert shipped is not None and shipped.model == "multilingual-e5-small"
+    assert set(shipped.modes) == {"hybrid", "dense"}

@@ -21,7 +21,16 @@ from indexer.service import SearchService
 from indexer.settings import Settings
 from tests.helpers import FINDLING, SEEDS, modules_loaded_by_cli
 
-SEARCH_ARGUMENTS = ("question", "k", "filters", "collection", "mode")
+SEARCH_ARGUMENTS = (
+    "question",
+    "k",
+    "filters",
+    "collection",
+    "mode",
+    "offset",
+    "min_score",
+    "group",
+)
 
 
 def _call(settings: Settings, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
@@ -47,10 +56,10 @@ def test_tools_search_and_info(hashing_env: Settings, built: SearchService) -> N
         ],
     )
     described = {tool.name: tool for tool in tools}
-    assert set(described) == {"search", "info"}
+    assert set(described) == {"search", "fetch", "info"}
     search = described["search"]
     assert search.description and "German and English" in search.description
-    assert SCORE_DESCRIPTION in search.description and "lang=de" in search.description
+    assert SCORE_DESCRIPTION in search.description and '{"lang": "de"}' in search.description
     assert list(search.input_schema["properties"]) == list(SEARCH_ARGUMENTS)
     assert search.output_schema is not None and search.annotations.read_only_hint
 
@@ -127,7 +136,7 @@ def test_findling_mcp_over_stdio(tmp_path: Path) -> None:
         with errlog.open("w") as log, anyio.fail_after(300):
             async with Client(stdio_client(params, errlog=log)) as client:
                 names = {tool.name for tool in (await client.list_tools()).tools}
-                assert names == {"search", "info"}
+                assert names == {"search", "fetch", "info"}
                 for question, fragment in QUESTIONS:
                     result = await client.call_tool("search", {"question": question, "k": 3})
                     assert not result.is_error, result.content

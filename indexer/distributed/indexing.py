@@ -129,7 +129,7 @@ def build(
                 f"no readable documents in {', '.join(str(p) for p in paths)}",
                 f"point `findling index` at files of these kinds: {', '.join(sorted(SUFFIXES))}",
             )
-        old = {} if base is None else {d.id: d.sha256 for d in base.documents()}
+        old = {} if base is None else {d.key: d.sha256 for d in base.documents()}
         protected = {s.id for s in skipped if s.id}
         roots = [p.resolve().as_posix() for p in paths] if prune_gone else None
         plan = plan_update(old, read.documents, protected, roots)

@@ -28,7 +28,7 @@ from indexer.lexical import Statistics
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
 from indexer.ranking import Scored
-from indexer.results import Hit
+from indexer.results import DocumentEntry, Hit, StoredDocument
 from indexer.scatter import Proposal, ShardedService, ShardQuery, ShardReader
 from indexer.service import SearchService
 
@@ -54,6 +54,12 @@ class ShardReplica:
 
     def hits(self, generation: str, wanted: list[tuple[int, int, Scored]]) -> list[Hit]:
         return self.reader.hits(generation, wanted)
+
+    def document(self, generation: str, doc_id: str) -> StoredDocument | None:
+        return self.reader.document(generation, doc_id)
+
+    def listing(self, generation: str, offset: int, limit: int) -> list[DocumentEntry]:
+        return self.reader.listing(generation, offset, limit)
 
 
 class RayShards:
@@ -109,6 +115,16 @@ class RayShards:
         self, requests: Mapping[str, tuple[str, list[tuple[int, int, Scored]]]]
     ) -> tuple[dict[str, list[Hit]], list[str]]:
         return self._round("hits", {s: tuple(r) for s, r in requests.items()})
+
+    def document(
+        self, requests: Mapping[str, tuple[str, str]]
+    ) -> tuple[dict[str, StoredDocument | None], list[str]]:
+        return self._round("document", {s: tuple(r) for s, r in requests.items()})
+
+    def listing(
+        self, requests: Mapping[str, tuple[str, int, int]]
+    ) -> tuple[dict[str, list[DocumentEntry]], list[str]]:
+        return self._round("listing", {s: tuple(r) for s, r in requests.items()})
 
     def _round(
         self, method: str, requests: Mapping[str, tuple[Any, ...]]

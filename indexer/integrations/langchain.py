@@ -8,8 +8,9 @@
         print(document.page_content, document.metadata["source"], document.metadata["score"])
 
 Each :class:`~langchain_core.documents.Document` is one hit: the matching sentence as
-``page_content``; source, document_id, start, end, paragraph, sentence, language, score, rank,
-dense_score, lexical_score, and the paragraph around it (``context``, with the sentence at
+``page_content``; source, document_id, title, modified, the document's own ``metadata``, start,
+end, page (PDFs), paragraph, sentence, sentence_id, language, score, rank, dense_score,
+lexical_score, and the paragraph around it (``context``, with the sentence at
 ``context_start``-``context_end``) in ``metadata``.
 """
 

@@ -10,9 +10,11 @@
 Each :class:`~llama_index.core.schema.NodeWithScore` is one hit: a
 :class:`~llama_index.core.schema.TextNode` holding the matching sentence (``start_char_idx`` and
 ``end_char_idx`` its offsets in the document, the document id as its source node) with the
-hit's score. Its metadata holds source, document_id, start, end, paragraph, sentence, language,
-score, rank, dense_score, lexical_score and the paragraph around it (``context``); an LLM sees
-the source and that paragraph beside the sentence, the embedding nothing but the sentence.
+hit's score. Its metadata holds every field of the search hit: source, document_id, title,
+modified, the document's own ``metadata``, start, end, page (PDFs), paragraph, sentence,
+sentence_id, language, score, rank, dense_score, lexical_score and the paragraph around it
+(``context``); an LLM sees the source, title, page and that paragraph beside the sentence, the
+embedding nothing but the sentence.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from llama_index.core.schema import (
 
 from indexer.integrations.searcher import Hit, Searcher, hit_id, metadata
 
-SHOWN_TO_THE_LLM = ("source", "context")
+SHOWN_TO_THE_LLM = ("source", "title", "page", "context")
 
 
 class FindlingRetriever(BaseRetriever):

@@ -38,7 +38,7 @@ class Searcher:
     api_key: str | None = None
     k: int | None = None
     mode: str | None = None
-    filters: dict[str, str] | None = None
+    filters: dict[str, Any] | None = None
     model: str | None = None
     timeout: float = 30.0
     http_client: httpx.Client | None = None

@@ -55,11 +55,15 @@ def normalise(vectors: np.ndarray) -> Vectors:
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _bucket(token: str, dimension: int) -> tuple[int, float]:
-    # remembered: words repeat, and hashing each again made this test embedder cost as much
-    # as the rest of an indexing run
+def _bucket(token: str, dimension: int) -> int:
+    """The token's signed bucket: index + 1, negative for a -1 weight (0 is never used).
+
+    Remembered: words repeat, and hashing each again made this test embedder cost as much as
+    the rest of an indexing run.
+    """
     digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
-    return int.from_bytes(digest[:4], "little") % dimension, 1.0 if digest[4] & 1 else -1.0
+    bucket = int.from_bytes(digest[:4], "little") % dimension + 1
+    return bucket if digest[4] & 1 else -bucket
 
 
 class HashingEmbedder:
@@ -81,22 +85,29 @@ class HashingEmbedder:
     def load(self) -> None:
         return None
 
-    def _vector(self, text: str) -> np.ndarray:
-        vector = np.zeros(self._dimension, dtype=np.float32)
-        for token in self._token.findall(text.lower()):
-            bucket, sign = _bucket(token, self._dimension)
-            vector[bucket] += sign
-        if not vector.any():  # an all-zero vector has no direction; give it one
-            vector[0] = 1.0
-        return vector
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Unnormalised bag-of-words vectors, one row per text, counted in one pass."""
+        rows, signed = [], []
+        for row, text in enumerate(texts):
+            buckets = [_bucket(t, self._dimension) for t in self._token.findall(text.lower())]
+            rows += [row] * len(buckets)
+            signed += buckets
+        found = np.asarray(signed, dtype=np.int64)
+        cells = np.asarray(rows, dtype=np.int64) * self._dimension + np.abs(found) - 1
+        weights = np.sign(found).astype(np.float32)
+        size = len(texts) * self._dimension
+        vectors = np.bincount(cells, weights=weights, minlength=size).astype(np.float32)
+        vectors = vectors.reshape(len(texts), self._dimension)
+        vectors[~vectors.any(axis=1), 0] = 1.0  # an all-zero vector has no direction; give it one
+        return vectors
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        return normalise(np.stack([self._vector(t) for t in texts]))
+        return normalise(self._vectors(texts))
 
     def embed_query(self, text: str) -> Vectors:
-        return normalise(self._vector(text))
+        return normalise(self._vectors([text])[0])
 
 
 class SentenceTransformerEmbedder:
