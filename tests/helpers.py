@@ -236,16 +236,28 @@ def random_document(rng: random.Random, number: int, version: int = 0) -> Docume
 
 
 def assert_same_results(
-    a: SearchService, b: SearchService, query: str, mode: str, filters: dict[str, str]
+    a: SearchService,
+    b: SearchService,
+    query: str,
+    mode: str,
+    filters: Mapping[str, Any],
+    **selection: Any,
 ) -> None:
-    """The same hits (above ties at the last score) and scores from two collections."""
-    ours = a.search(query, k=5, mode=mode, filters=filters).results
-    theirs = b.search(query, k=5, mode=mode, filters=filters).results
-    np.testing.assert_allclose([r.score for r in ours], [r.score for r in theirs], atol=2e-6)
+    """The same hits (above ties at the last score) and scores from two collections;
+    ``selection``: offset, min_score, group as search takes them."""
+    ours = a.search(query, k=5, mode=mode, filters=filters, **selection).results
+    theirs = b.search(query, k=5, mode=mode, filters=filters, **selection).results
+    # sorted: documents whose best passages tie may come in either order (group="document")
+    np.testing.assert_allclose(
+        sorted(r.score for r in ours), sorted(r.score for r in theirs), atol=2e-6
+    )
 
-    # equal scores may come in either order; above the last score the hits must be the same
+    # equal scores may come in either order: above the last score (and below the first, on a
+    # later page) the hits must be the same
     def sure(results: list[Hit]) -> set[tuple[str, int, int]]:
-        last = results[-1].score if results else 0.0
-        return {(r.document_id, r.paragraph, r.sentence) for r in results if r.score > last + 1e-5}
+        scores = [r.score for r in results]
+        low = min(scores, default=0.0) + 1e-5
+        high = max(scores, default=0.0) - 1e-5 if selection.get("offset") else float("inf")
+        return {(r.document_id, r.paragraph, r.sentence) for r in results if low < r.score < high}
 
-    assert sure(ours) == sure(theirs), (query, mode, filters)
+    assert sure(ours) == sure(theirs), (query, mode, filters, selection)

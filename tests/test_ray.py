@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from indexer.catalog import create_service
+from indexer.errors import InvalidRequestError
 from indexer.generations import current_name
 from indexer.service import SearchService
 from indexer.settings import Settings
@@ -48,6 +49,7 @@ NODE: dict[str, Any] = {
     "node_ip_address": "127.0.0.1",
 }
 FILTERS: list[dict[str, str]] = [{}, {"lang": "de"}, {"team": "a"}, {"source": "*/0*"}]
+SELECTIONS: list[dict[str, Any]] = [{"offset": 3}, {"group": "document"}, {"min_score": 0.3}]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +148,18 @@ def test_indexed_and_served_on_ray_as_on_one_machine(
         for mode in ("dense", "bm25", "hybrid"):
             assert_same_results(served, once, query, mode, FILTERS[number % len(FILTERS)])
     assert served.search(queries[0]).shards.total == shards  # type: ignore[union-attr]
+    # #17 over the replicas: operators, paging, groups, whole documents; similar is refused
+    where = {"$or": [{"lang": "de"}, {"team": {"$in": ["a"]}}]}
+    for number, query in enumerate(queries[:30]):
+        selection = SELECTIONS[number % len(SELECTIONS)]
+        assert_same_results(served, once, query, ("bm25", "hybrid")[number % 2], where, **selection)
+    listed, expected = served.documents(0, 1000), once.documents(0, 1000)
+    assert listed.total == expected.total
+    assert sorted(d.id for d in listed.documents) == sorted(d.id for d in expected.documents)
+    for entry in expected.documents[:: max(1, len(expected.documents) // 5)]:
+        assert served.document(entry.id) == once.document(entry.id)
+    with pytest.raises(InvalidRequestError, match="Ray"):
+        served.similar(text="Rhein")
     # unchanged files cost nothing; a changed one is embedded again, alone
     again = _ray_build(tmp_path / "ray", corpus, None)
     assert (again.unchanged, again.embedded) == (summary.added, 0)

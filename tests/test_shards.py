@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from indexer.cli import app
 from indexer.documents import Document
-from indexer.errors import InvalidRequestError
+from indexer.errors import DocumentNotFoundError, InvalidRequestError
 from indexer.generations import CURRENT, current_name
 from indexer.manifest import read_manifest
 from indexer.merging import MergePolicy
@@ -29,6 +30,18 @@ from tests.helpers import WORDS_DE, WORDS_EN, assert_same_results, random_docume
 
 MERGES = MergePolicy(floor=5, per_tier=3, at_once=3)
 FILTERS: list[dict[str, str]] = [{}, {"lang": "de"}, {"team": "a"}, {"source": "notes/0*"}]
+# #17's filters with operators, and its paging, cut-off and grouping (see ranking.Selection)
+OPERATOR_FILTERS: list[dict[str, Any]] = [
+    {"team": {"$in": ["a"]}},
+    {"$or": [{"lang": "de"}, {"title": {"$ne": "Titel 1"}}]},
+    {"title": {"$nin": ["Titel 0", "Titel 2"]}, "lang": {"$ne": "en"}},
+]
+SELECTIONS: list[dict[str, Any]] = [
+    {"offset": 3},
+    {"group": "document"},
+    {"group": "document", "offset": 2},
+    {"min_score": 0.3},
+]
 
 
 def _options() -> SearchOptions:
@@ -113,6 +126,51 @@ def test_shard_by_shard_is_one_machine_exactly(tmp_path: Path) -> None:
             assert [r.to_json() for r in ours.results] == [r.to_json() for r in theirs.results]
             assert ours.shards is not None and ours.shards.successful == 3
             assert theirs.shards is None
+
+
+def test_operators_paging_and_groups_on_shards(tmp_path: Path, once: SearchService) -> None:
+    """#17's search options on a sharded collection: on one machine the scores and ranks of
+    the unsharded collection; shard by shard exactly the one-machine results."""
+    sharded = _grown_sharded(tmp_path / "c", _corpus(random.Random(13)), 3)
+    scattered = _scattered(tmp_path / "c")
+    rng = random.Random(17)
+    for number in range(60):
+        query = " ".join(rng.choices(WORDS_DE + WORDS_EN, k=rng.randint(1, 4)))
+        mode = ("dense", "bm25", "hybrid")[number % 3]
+        filters = OPERATOR_FILTERS[number % len(OPERATOR_FILTERS)]
+        for selection in SELECTIONS:
+            assert_same_results(sharded, once, query, mode, filters, **selection)
+            ours = scattered.search(query, k=5, mode=mode, filters=filters, **selection)
+            theirs = sharded.search(query, k=5, mode=mode, filters=filters, **selection)
+            assert [r.to_json() for r in ours.results] == [r.to_json() for r in theirs.results]
+
+
+def test_documents_and_more_like_this_on_shards(tmp_path: Path, once: SearchService) -> None:
+    """GET /documents and /documents/{id} (service.documents, .document) on one machine and
+    shard by shard; similar on one machine, and a clear refusal shard by shard."""
+    sharded = _grown_sharded(tmp_path / "c", _corpus(random.Random(13)), 3)
+    scattered = _scattered(tmp_path / "c")
+    everything = sharded.documents(0, 1000)
+    assert everything.total == once.documents().total == 90
+    assert sorted(d.id for d in everything.documents) == sorted(
+        d.id for d in once.documents(0, 1000).documents
+    )
+    for offset, limit in [(0, 7), (5, 30), (29, 31), (44, 46), (85, 10), (90, 5), (0, 1000)]:
+        assert scattered.documents(offset, limit) == sharded.documents(offset, limit)
+    for doc_id in ("doc-001", "doc-042", "doc-089"):
+        assert scattered.document(doc_id) == sharded.document(doc_id) == once.document(doc_id)
+    with pytest.raises(DocumentNotFoundError):
+        scattered.document("doc-999")
+    with pytest.raises(InvalidRequestError):
+        scattered.documents(-1, 5)
+    hit = sharded.search("Rhein Fluss", k=1, mode="dense").results[0]
+    for like in ({"document_id": "doc-042"}, {"text": "Rhein"}, {"sentence_id": hit.sentence_id}):
+        ours = sharded.similar(k=5, **like).results
+        theirs = once.similar(k=5, **like).results if "sentence_id" not in like else ours
+        np.testing.assert_allclose([r.score for r in ours], [r.score for r in theirs], atol=2e-6)
+        assert ours
+        with pytest.raises(InvalidRequestError, match="Ray"):
+            scattered.similar(k=5, **like)
 
 
 def test_layout_routing_and_one_swap(tmp_path: Path) -> None:
