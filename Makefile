@@ -10,8 +10,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build first: a bare torch requirement would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	# the framework extras too, so that their retrievers are type-checked and tested
-	$(BIN)/python -m pip install -q -e ".[dev,langchain,llamaindex]"
+	# the extras too (frameworks' retrievers, Ray), so that all of it is type-checked and tested
+	$(BIN)/python -m pip install -q -e ".[dev,langchain,llamaindex,ray]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -37,7 +37,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install  ## every tier: fast, slow (durability) and real-model (an empty -m selects all)
+test: install  ## every tier: fast, slow, real-model and Ray (an empty -m selects all)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -m ""
 
 test-fast: install  ## the fast tier only (hashing embedder)

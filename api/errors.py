@@ -23,6 +23,7 @@ from indexer.errors import (
     ModelMismatchError,
     ModelUnavailableError,
     PayloadTooLargeError,
+    ShardUnavailableError,
     SourceNotFoundError,
     UnauthorizedError,
     WritesDisabledError,
@@ -43,6 +44,7 @@ STATUS: dict[type[FindlingError], int] = {
     IndexBusyError: 409,
     ModelMismatchError: 409,
     ModelUnavailableError: 503,
+    ShardUnavailableError: 503,
 }
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -56,7 +58,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (422, "The request is invalid (empty query, k out of range, wrong types, too many)."),
         (404, "No such collection or index yet (code index_not_found), or no such document."),
         (431, "The request line and headers are too large."),
-        (503, "The index is damaged or the model cannot be loaded."),
+        (503, "The index is damaged, the model cannot be loaded, or a shard has no live replica."),
     ]
 }
 READY_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -13,6 +13,7 @@ from api.errors import ERROR_RESPONSES, READY_RESPONSES, WRITE_RESPONSES, error_
 from api.observability import observe_index
 from api.routing import BodyRules, OpenRoute, ReadRoute, WriteRoute
 from api.schemas import (
+    ALLOW_PARTIAL_DESCRIPTION,
     FILTER_DESCRIPTION,
     GROUP_DESCRIPTION,
     MAX_ID_CHARS,
@@ -105,7 +106,10 @@ def get_service(
 Service = Annotated[SearchService, Depends(get_service)]
 
 
-@reads.get("/search", response_model=SearchResponse, tags=["search"])
+# `shards` only where a Ray cluster answered: left out, not null, everywhere else
+@reads.get(
+    "/search", response_model=SearchResponse, response_model_exclude_unset=True, tags=["search"]
+)
 def search_get(
     service: Service,
     q: Annotated[str, Query(min_length=1, description="A question in German or English.")],
@@ -115,17 +119,29 @@ def search_get(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)] = 0,
     min_score: Annotated[float | None, Query(description=MIN_SCORE_DESCRIPTION)] = None,
     group: Annotated[Group, Query(description=GROUP_DESCRIPTION)] = "paragraph",
+    allow_partial: Annotated[bool, Query(description=ALLOW_PARTIAL_DESCRIPTION)] = False,
 ) -> dict[str, Any]:
     """Find the passages that best answer a German or English question.
 
     Each result is the best-matching sentence of one paragraph, with the paragraph as context.
     """
     where = parse_filters(filter or [])
-    answer = service.search(q, k, mode, where, offset=offset, min_score=min_score, group=group)
+    answer = service.search(
+        q,
+        k,
+        mode,
+        where,
+        offset=offset,
+        min_score=min_score,
+        group=group,
+        allow_partial=allow_partial,
+    )
     return answer.to_json()
 
 
-@reads.post("/search", response_model=SearchResponse, tags=["search"])
+@reads.post(
+    "/search", response_model=SearchResponse, response_model_exclude_unset=True, tags=["search"]
+)
 def search_post(service: Service, body: SearchRequest) -> dict[str, Any]:
     """Same as `GET /search`, with the question in a JSON body."""
     return _search(service, body)
@@ -140,11 +156,14 @@ def _search(service: SearchService, body: SearchRequest) -> dict[str, Any]:
         offset=body.offset,
         min_score=body.min_score,
         group=body.group,
+        allow_partial=body.allow_partial,
     )
     return answer.to_json()
 
 
-@reads.post("/similar", response_model=SearchResponse, tags=["search"])
+@reads.post(
+    "/similar", response_model=SearchResponse, response_model_exclude_unset=True, tags=["search"]
+)
 def similar(service: Service, body: SimilarRequest) -> dict[str, Any]:
     """More like this: the passages most like a document (`document_id`), a text (`text`) or a
     sentence (`sentence_id`), best first; give exactly one. The document itself (a sentence's
@@ -189,7 +208,12 @@ def collections(request: Request) -> list[CollectionInfo]:
     return infos
 
 
-@reads.post("/search/batch", response_model=BatchSearchResponse, tags=["search"])
+@reads.post(
+    "/search/batch",
+    response_model=BatchSearchResponse,
+    response_model_exclude_unset=True,
+    tags=["search"],
+)
 def search_batch(service: Service, body: BatchSearchRequest) -> dict[str, Any]:
     """Several searches in one call, answered in order (at most FINDLING_MAX_BATCH)."""
     # the route class has counted the queries before they were parsed (see body_rules)

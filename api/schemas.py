@@ -35,6 +35,10 @@ FILTER_DESCRIPTION = (
     "each side."
 )
 
+ALLOW_PARTIAL_DESCRIPTION = (
+    "On a server whose shards run on a Ray cluster: answer from the shards that can answer when "
+    "one has no live replica (see `shards` in the response), instead of failing with 503."
+)
 
 # what every search request takes besides what it searches with (POST /search, /similar)
 K = Annotated[
@@ -60,6 +64,7 @@ class SearchRequest(BaseModel):
     offset: Offset = 0
     min_score: MinScore = None
     group: GroupField = "paragraph"
+    allow_partial: bool = Field(default=False, description=ALLOW_PARTIAL_DESCRIPTION)
 
 
 class SimilarRequest(BaseModel):
@@ -91,6 +96,13 @@ class SimilarRequest(BaseModel):
     group: GroupField = "paragraph"
 
 
+class ShardsInfo(BaseModel):
+    total: int = Field(description="Shards of the collection.")
+    successful: int = Field(description="Shards that answered.")
+    failed: int = Field(description="Shards with no live replica; their passages are missing.")
+    failed_shards: list[str] = Field(description="The shards that failed, by name.")
+
+
 class SearchResponse(BaseModel):
     query: str = Field(
         description="The question as searched (whitespace trimmed); for /similar the text, "
@@ -99,6 +111,11 @@ class SearchResponse(BaseModel):
     mode: Mode = Field(description="The search mode used.")
     results: list[SearchHit] = Field(description="Best matches first.")
     took_ms: float = Field(description="Server-side time for the search in milliseconds.")
+    shards: ShardsInfo | None = Field(
+        default=None,
+        description="How the shards answered, when the server runs on a Ray cluster "
+        "(`findling serve --ray`); absent otherwise.",
+    )
 
 
 class CollectionInfo(BaseModel):

@@ -43,6 +43,15 @@ Collection = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS|local",
+        help="Run on the Ray cluster at ADDRESS (or start one here: local); needs "
+        "findling[ray] and a sharded collection.",
+    ),
+]
 ModeOption = Annotated[
     str | None,
     typer.Option("--mode", help="dense, bm25 or hybrid [default: FINDLING_SEARCH_MODE or hybrid]."),
@@ -126,6 +135,15 @@ def index_command(
             "change or disappear (Ctrl-C stops).",
         ),
     ] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            help="Split a new (or --rebuild) collection into N shards by document id; an "
+            "existing one keeps its own.",
+        ),
+    ] = None,
+    ray: RayOption = None,
     collection: Collection = None,
     index_dir: IndexDir = None,
     as_json: JsonFlag = False,
@@ -133,10 +151,14 @@ def index_command(
     """Index .txt, .md, .html, .pdf, .docx, .odt, .epub and .jsonl files: adds new, re-embeds
     changed, drops gone."""
     paths = paths or [Path("seeds")]
-    if watch:
+    if ray is not None:
+        if watch:
+            raise typer.BadParameter("--watch runs on one machine", param_hint="--ray")
+        _index_on_ray(paths, prune, rebuild, shards, ray, collection, index_dir, as_json)
+    elif watch:
         _watch(paths, prune, rebuild, collection, index_dir, as_json)
     else:
-        _update(paths, prune, rebuild, collection, index_dir, as_json)
+        _update(paths, prune, rebuild, collection, index_dir, as_json, shards)
 
 
 @app.command("add")
@@ -151,6 +173,38 @@ def add_command(
     _update(paths, False, False, collection, index_dir, as_json)
 
 
+def _index_on_ray(
+    paths: list[Path],
+    prune: bool,
+    rebuild: bool,
+    shards: int | None,
+    address: str,
+    collection: str | None,
+    index_dir: Path | None,
+    as_json: bool,
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from indexer.distributed.indexing import index_on_ray
+    from indexer.documents import check_paths
+
+    check_paths(paths)
+    settings = _settings(index_dir, collection)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=as_json, transient=True) as bar:
+        task = bar.add_task("indexing documents on Ray", total=None)
+        summary = index_on_ray(
+            settings,
+            paths,
+            address,
+            shards=shards,
+            prune_gone=prune,
+            rebuild=rebuild,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    _report(summary, as_json)
+
+
 def _update(
     paths: list[Path],
     prune: bool,
@@ -158,17 +212,23 @@ def _update(
     collection: str | None,
     index_dir: Path | None,
     as_json: bool,
+    shards: int | None = None,
 ) -> None:
     from indexer.catalog import create_service
     from indexer.documents import check_paths
 
     check_paths(paths)
     service = create_service(_settings(index_dir, collection))
-    _report(_build(service, paths, prune, rebuild, as_json), as_json)
+    _report(_build(service, paths, prune, rebuild, as_json, shards), as_json)
 
 
 def _build(
-    service: SearchService, paths: list[Path], prune: bool, rebuild: bool, as_json: bool
+    service: SearchService,
+    paths: list[Path],
+    prune: bool,
+    rebuild: bool,
+    as_json: bool,
+    shards: int | None = None,
 ) -> BuildSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -180,6 +240,7 @@ def _build(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             prune=prune,
             rebuild=rebuild,
+            shards=shards,
         )
 
 
@@ -488,6 +549,10 @@ def serve_command(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes [default: FINDLING_WORKERS or 1].")
     ] = None,
+    ray: RayOption = None,
+    replicas: Annotated[
+        int, typer.Option("--replicas", min=1, help="With --ray: replicas of each shard.")
+    ] = 1,
     collection: Collection = None,
     index_dir: IndexDir = None,
 ) -> None:
@@ -505,6 +570,9 @@ def serve_command(
     shown = f"[{host}]" if ":" in host else host
     err.print(f"findling: search page http://{shown}:{port}/  API docs http://{shown}:{port}/docs")
     options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options()}
+    if ray is not None:
+        _serve_on_ray(settings, ray, replicas, workers, options)
+        return
     if workers > 1:
         # worker processes build their own app from the environment: hand the options down
         os.environ["FINDLING_INDEX_DIR"] = str(settings.index_dir)
@@ -514,6 +582,25 @@ def serve_command(
     from api.app import create_app
 
     uvicorn.run(create_app(settings), **options)
+
+
+def _serve_on_ray(
+    settings: Settings, address: str, replicas: int, workers: int, options: dict[str, Any]
+) -> None:
+    """The same app, its sharded collections searched by shard replicas on Ray."""
+    import uvicorn
+
+    from api.app import create_app
+    from indexer.distributed.cluster import disconnect
+    from indexer.distributed.serving import ray_catalog
+
+    if workers > 1:
+        raise typer.BadParameter("one process drives the cluster", param_hint="--workers")
+    catalog = ray_catalog(settings, address, replicas)
+    try:
+        uvicorn.run(create_app(settings, catalog), **options)
+    finally:
+        disconnect()
 
 
 def _check_exposure(host: str, settings: Settings) -> None:

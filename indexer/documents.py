@@ -155,20 +155,11 @@ def read_documents(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) ->
     paths = list(paths)
     documents: list[Document] = []
     skipped: list[Skipped] = []
-    seen: set[Path] = set()
-    for item in discover_files(paths):
+    for item in readable_files(paths):
         if isinstance(item, Skipped):
             skipped.append(item)
             continue
-        try:
-            real = item.resolve(strict=True)
-        except (OSError, RuntimeError):
-            skipped.append(Skipped(str(item), "broken symbolic link or symlink loop"))
-            continue
-        if real in seen:
-            continue
-        seen.add(real)
-        for result in _read_file(item, real, max_bytes):
+        for result in read_file(*item, max_bytes):
             if isinstance(result, Skipped):
                 skipped.append(result)
             else:
@@ -176,7 +167,25 @@ def read_documents(paths: Iterable[Path], max_bytes: int = DEFAULT_MAX_BYTES) ->
     return ReadResult(documents, skipped, [p.resolve().as_posix() for p in paths])
 
 
-def _read_file(file: Path, real: Path, max_bytes: int) -> Iterator[Document | Skipped]:
+def readable_files(paths: Iterable[Path]) -> Iterator[tuple[Path, Path] | Skipped]:
+    """Each file to read below ``paths`` once, as (path, resolved path), or why not."""
+    seen: set[Path] = set()
+    for item in discover_files(paths):
+        if isinstance(item, Skipped):
+            yield item
+            continue
+        try:
+            real = item.resolve(strict=True)
+        except (OSError, RuntimeError):
+            yield Skipped(str(item), "broken symbolic link or symlink loop")
+            continue
+        if real not in seen:
+            seen.add(real)
+            yield item, real
+
+
+def read_file(file: Path, real: Path, max_bytes: int) -> Iterator[Document | Skipped]:
+    """The documents of one file (one, or one per JSONL record), or why it was skipped."""
     doc_id = real.as_posix()
     try:
         stat = file.stat()

@@ -90,3 +90,18 @@ class PayloadTooLargeError(FindlingError):
     """A request body or document is larger than the configured limit."""
 
     code = "payload_too_large"
+
+
+class ShardUnavailableError(FindlingError):
+    """A shard of a collection served by several processes has no live replica."""
+
+    code = "shard_unavailable"
+
+    @classmethod
+    def naming(cls, shards: list[str]) -> ShardUnavailableError:
+        names = ", ".join(sorted(shards))
+        return cls(
+            f"no live replica of shard {names}: its results would be missing",
+            "retry shortly (a replica is restarted), or send allow_partial=true to accept "
+            "results without it",
+        )

@@ -14,6 +14,9 @@ place from a temporary folder), then the generation manifest, and only then name
 ``CURRENT`` with one atomic rename. A crash at any point leaves ``CURRENT`` naming a complete
 generation (or no index at all on the very first run); files a crashed writer left behind are
 referenced by no generation and are pruned by the next commit.
+
+A sharded collection (see shards.py) commits the same way: its shards' files first, then the top
+manifest, then ``CURRENT``; pruning keeps what the current and previous top manifests need.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from indexer.fsutil import atomic_write, fsync_path, write_durably
 from indexer.locking import LOCK
 from indexer.locking import writer_lock as exclusive
 from indexer.manifest import REBUILD_HINT, Manifest, read_manifest
+from indexer.shards import SHARD, STAGE, TOP, sharded_view
 
 CURRENT = "CURRENT"
 GENERATION = "gen-"
@@ -53,7 +57,7 @@ def current_name(index_dir: Path) -> str:
         raise IndexNotFoundError(
             f"no index at {index_dir}/", "run `findling index seeds/` (or your own folder) first"
         ) from None
-    if not name.startswith(GENERATION):
+    if not name.startswith((GENERATION, TOP)):
         raise IndexCorruptError(f"{index_dir / CURRENT} names {name!r}", REBUILD_HINT)
     if (index_dir / name).is_dir():  # format 1 named a generation folder
         raise IndexCorruptError(
@@ -69,7 +73,8 @@ def current_manifest(index_dir: Path) -> Manifest:
     for _ in range(20):
         name = current_name(index_dir)
         try:
-            return read_manifest(index_dir / f"{name}.json")
+            manifest = read_manifest(index_dir / f"{name}.json")
+            return sharded_view(index_dir, manifest) if manifest.shards else manifest
         except FileNotFoundError:
             if current_name(index_dir) == name:  # still current, yet gone: really damaged
                 raise IndexCorruptError(
@@ -78,11 +83,17 @@ def current_manifest(index_dir: Path) -> Manifest:
     raise IndexCorruptError(f"{index_dir}/ keeps changing; could not read it", "try again")
 
 
-def commit(index_dir: Path, manifest: Manifest) -> None:
-    """Make ``manifest`` the live generation; its segments and deletion files must already be
-    durable. The caller holds :func:`writer_lock`, and prunes afterwards."""
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Write a generation manifest durably (not yet current: see :func:`commit`)."""
     text = json.dumps(manifest.to_json(), ensure_ascii=False, indent=1)
-    atomic_write(index_dir / f"{manifest.generation}.json", lambda tmp: write_durably(tmp, text))
+    atomic_write(folder / f"{manifest.generation}.json", lambda tmp: write_durably(tmp, text))
+
+
+def commit(index_dir: Path, manifest: Manifest) -> None:
+    """Make ``manifest`` the live generation; its segments and deletion files (a sharded
+    collection's: its shards' generation manifests) must already be durable. The caller holds
+    :func:`writer_lock`, and prunes afterwards."""
+    write_manifest(index_dir, manifest)
     pointer = index_dir / f"{CURRENT}.tmp"
     write_durably(pointer, manifest.generation + "\n")
     os.replace(pointer, index_dir / CURRENT)
@@ -90,8 +101,10 @@ def commit(index_dir: Path, manifest: Manifest) -> None:
 
 
 def referenced(manifest: Manifest) -> set[str]:
-    """The names of the files and folders a generation needs."""
+    """The names of the files and folders a generation needs (of a sharded collection: its
+    top manifest and shard folders; see :func:`referenced_in_shards`)."""
     names = {f"{manifest.generation}.json"}
+    names |= {shard.name for shard in manifest.shards}
     for entry in manifest.segments:
         names.add(entry.name)
         if entry.deleted:
@@ -99,22 +112,53 @@ def referenced(manifest: Manifest) -> set[str]:
     return names
 
 
-def prune(index_dir: Path) -> None:
+def referenced_in_shards(index_dir: Path, top: Manifest) -> dict[str, set[str]]:
+    """Per shard folder, the names there that the top manifest ``top`` needs."""
+    needed: dict[str, set[str]] = {}
+    for shard in top.shards:
+        manifest = read_manifest(index_dir / shard.name / f"{shard.generation}.json")
+        needed.setdefault(shard.name, set()).update(referenced(manifest))
+    return needed
+
+
+def _number(name: str) -> int:
+    """The number of a generation or top manifest file (gen-000000000012.json: 12)."""
+    digits = name.partition("-")[2].partition(".")[0]
+    return int(digits) if digits.isdigit() else -1
+
+
+def prune(index_dir: Path, staged: bool = False) -> None:
     """Delete what neither the current generation nor the ``KEEP_PREVIOUS`` before it needs:
     older generations, segments merged away, old deletion files, and whatever a crashed writer
-    left. The caller holds :func:`writer_lock`."""
+    left; in a sharded collection also inside the shards, and shard folders no longer used.
+    Segments staged by a distributed run stay for its rerun unless ``staged``. The caller holds
+    :func:`writer_lock`."""
     try:
         current = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         current = ""  # no index yet: whatever is here was left by a crashed first run
     keep = {current}  # a format-1 generation folder stays until a commit replaces it
-    generations = sorted(index_dir.glob(f"{GENERATION}*.json"))
-    live = [p for p in generations if p.stem <= current][-(KEEP_PREVIOUS + 1) :]
+    in_shards: dict[str, set[str]] = {}
+    manifests = [*index_dir.glob(f"{GENERATION}*.json"), *index_dir.glob(f"{TOP}*.json")]
+    ordered = sorted((p for p in manifests if _number(p.name) >= 0), key=lambda p: _number(p.name))
+    live = [p for p in ordered if _number(p.name) <= _number(current)][-(KEEP_PREVIOUS + 1) :]
     for path in live:
         with contextlib.suppress(FileNotFoundError, IndexCorruptError):
-            keep |= referenced(read_manifest(path))
-    for path in index_dir.iterdir():
-        if path.name in keep or not path.name.startswith((GENERATION, SEGMENT, DELETED, TMP)):
+            manifest = read_manifest(path)
+            keep |= referenced(manifest)
+            for shard, names in referenced_in_shards(index_dir, manifest).items():
+                in_shards.setdefault(shard, set()).update(names)
+    _remove_unneeded(index_dir, keep, (GENERATION, SEGMENT, DELETED, TMP, TOP))
+    kinds = (GENERATION, SEGMENT, DELETED, TMP) + ((STAGE,) if staged else ())
+    for folder in [p for p in index_dir.glob(f"{SHARD}*") if p.is_dir()]:
+        _remove_unneeded(folder, in_shards.get(folder.name, set()), kinds)
+        if folder.name not in keep and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _remove_unneeded(folder: Path, keep: set[str], kinds: tuple[str, ...]) -> None:
+    for path in folder.iterdir():
+        if path.name in keep or not path.name.startswith(kinds):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -142,7 +186,7 @@ def check_is_index_folder(index_dir: Path) -> None:
         return
     if not index_dir.is_dir():
         raise InvalidRequestError(f"{index_dir} is a file, not an index folder")
-    ours = (GENERATION, SEGMENT, DELETED, TMP)
+    ours = (GENERATION, SEGMENT, DELETED, TMP, TOP, SHARD)
     foreign = [
         p.name
         for p in index_dir.iterdir()

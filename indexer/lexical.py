@@ -197,6 +197,26 @@ class Postings:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """What BM25 knows of a whole collection for one query: its live rows, their total length
+    and each query term's document frequency (live rows holding it). Each shard of a sharded
+    collection counts its own; their sum is the collection's, so shards scored with the sum
+    score exactly as one machine holding them all."""
+
+    rows: int
+    length: int
+    frequencies: dict[str, int]
+
+    def __add__(self, other: Statistics) -> Statistics:
+        terms = dict.fromkeys([*self.frequencies, *other.frequencies], 0)
+        return Statistics(
+            self.rows + other.rows,
+            self.length + other.length,
+            {t: self.frequencies.get(t, 0) + other.frequencies.get(t, 0) for t in terms},
+        )
+
+
+@dataclass(frozen=True)
 class LexicalScores:
     """BM25 of a query over every segment: one score array per segment (0 where no term
     matches), and the score of an average-length sentence holding every query term once,
@@ -204,6 +224,11 @@ class LexicalScores:
 
     scores: list[np.ndarray]
     full: float
+
+    @property
+    def best(self) -> float:
+        """The highest score of any sentence (0 if none matches)."""
+        return max((float(s.max(initial=0.0)) for s in self.scores), default=0.0)
 
     def normalised(self) -> list[np.ndarray]:
         """Scores as the share of the query they match, in [0, 1], in BM25's own order.
@@ -214,37 +239,72 @@ class LexicalScores:
         question, and paragraph MRR@10 on XQuAD dev stays within 0.003, better at sentence level).
         A hit above the full score (repeated words, a short sentence) sets the scale instead.
         """
-        best = max((float(s.max(initial=0.0)) for s in self.scores), default=0.0)
-        scale = max(self.full, best)
+        scale = lexical_scale(self.full, self.best)
         return [s / scale for s in self.scores] if scale > 0 else self.scores
 
 
+def lexical_scale(full: float, best: float) -> float:
+    """What BM25 scores are divided by (see :meth:`LexicalScores.normalised`); for a sharded
+    collection ``best`` is the highest score of all shards."""
+    return max(full, best)
+
+
+Segments = Sequence[tuple[Postings, np.ndarray]]  # (postings, live rows mask) of each segment
+
+
+def _matches(segments: Segments, key: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per segment, the live rows holding the term with ``key`` and their counts."""
+    found = []
+    for postings, live in segments:
+        rows, counts = postings.find(key)
+        kept = live[rows]
+        found.append((rows[kept], counts[kept]))
+    return found
+
+
+def statistics(segments: Segments, query_terms: Sequence[str]) -> Statistics:
+    """The BM25 statistics of the live rows of ``segments`` for the query's analysed terms."""
+    rows = sum(int(live.sum()) for _, live in segments)
+    length = sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
+    frequencies = {
+        term: sum(len(found) for found, _ in _matches(segments, term_key(term)))
+        for term in dict.fromkeys(query_terms)
+    }
+    return Statistics(rows, length, frequencies)
+
+
 def bm25(
-    segments: Sequence[tuple[Postings, np.ndarray]], query_terms: Sequence[str]
+    segments: Segments, query_terms: Sequence[str], collection: Statistics | None = None
 ) -> LexicalScores:
     """BM25 of the query's analysed terms over segments given as (postings, live rows mask),
-    with the statistics of the live rows of all of them. A term the query repeats counts as
+    with the statistics of the live rows of all of them, or with ``collection``'s (a shard
+    scoring its rows as part of a sharded collection). A term the query repeats counts as
     often as it stands there."""
-    live_rows = sum(int(live.sum()) for _, live in segments)
+    live_rows = collection.rows if collection else sum(int(live.sum()) for _, live in segments)
     scores = [np.zeros(len(live), dtype=np.float32) for _, live in segments]
     if live_rows == 0:
         return LexicalScores(scores, 0.0)
-    total_length = sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
+    total_length = (
+        collection.length
+        if collection
+        else sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
+    )
     average = total_length / live_rows
     full = 0.0
     for term, repeats in Counter(query_terms).items():
-        key = term_key(term)
-        found = []
-        for postings, live in segments:
-            rows, counts = postings.find(key)
-            kept = live[rows]
-            found.append((rows[kept], counts[kept]))
-        frequency = sum(len(rows) for rows, _ in found)
+        found = _matches(segments, term_key(term))
+        frequency = (
+            collection.frequencies.get(term, 0)
+            if collection
+            else sum(len(rows) for rows, _ in found)
+        )
         idf = math.log(1 + (live_rows - frequency + 0.5) / (frequency + 0.5))
         full += repeats * idf / (1 + K1)  # tf 1 at average length: tf / (tf + K1)
         if frequency == 0:
             continue
         for (postings, _), (rows, counts), row_scores in zip(segments, found, scores, strict=True):
+            if not len(rows):
+                continue
             tf = counts.astype(np.float32)
             norm = K1 * (1 - B + B * postings.lengths[rows] / average)
             row_scores[rows] += np.float32(repeats * idf) * tf / (tf + norm)

@@ -3,6 +3,11 @@
 A generation manifest (``gen-<number>.json``) is small: it names the segments that make up the
 collection and, for each, the file listing its deleted documents. Everything heavy lives in
 the immutable segment folders (see segment.py).
+
+A sharded collection (see shards.py) has a top manifest (``top-<number>.json``) of the same
+shape that names, instead of segments, each shard's generation manifest in the shard's folder.
+Read as one, it lists every shard's segments by their path in the collection
+(``shard-01/seg-00000004``), so a reader searches all shards as one collection.
 """
 
 from __future__ import annotations
@@ -41,6 +46,19 @@ class SegmentEntry:
 
 
 @dataclass(frozen=True)
+class ShardEntry:
+    """One shard of a sharded collection at one generation: its folder, the generation
+    manifest there, and its live documents, sentences and terms (the sum of their BM25
+    lengths), from which the collection-wide lexical statistics follow."""
+
+    name: str
+    generation: str
+    documents: int = 0
+    sentences: int = 0
+    terms: int = 0
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The self-description of one generation of a collection."""
 
@@ -56,6 +74,7 @@ class Manifest:
     recipe: VectorRecipe = field(default_factory=VectorRecipe)
     vectors: str = ""  # what a stored vector is, in words (VectorRecipe.describe)
     segments: list[SegmentEntry] = field(default_factory=list)
+    shards: list[ShardEntry] = field(default_factory=list)  # a sharded collection's shards
     format_version: int = FORMAT_VERSION
     metric: str = "inner_product"
     normaliser: str = "l2"
@@ -63,11 +82,15 @@ class Manifest:
     @property
     def documents(self) -> int:
         """Live documents."""
+        if self.shards:
+            return sum(s.documents for s in self.shards)
         return sum(s.live_documents for s in self.segments)
 
     @property
     def passages(self) -> int:
         """Live sentences."""
+        if self.shards:
+            return sum(s.sentences for s in self.shards)
         return sum(s.live_sentences for s in self.segments)
 
     @property
@@ -93,6 +116,8 @@ class Manifest:
         data = asdict(self)
         data.update(documents=self.documents, passages=self.passages)
         data["vector_index"] = self.vector_index
+        if not self.shards:
+            del data["shards"]  # an unsharded collection's manifest reads as it always did
         return data
 
     @classmethod
@@ -107,9 +132,9 @@ class Manifest:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         try:
             segments = [SegmentEntry(**s) for s in data.get("segments", [])]
-            return cls(
-                **{**fields, "segments": segments, "recipe": VectorRecipe.from_manifest(data)}
-            )
+            shards = [ShardEntry(**s) for s in data.get("shards", [])]
+            recipe = VectorRecipe.from_manifest(data)
+            return cls(**{**fields, "segments": segments, "shards": shards, "recipe": recipe})
         except TypeError as exc:
             raise IndexCorruptError(
                 f"manifest has unexpected fields ({exc})", REBUILD_HINT

@@ -40,21 +40,40 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class ShardCounts:
+    """How the shards of a collection served by several processes answered a search (as
+    Elasticsearch's ``_shards``): a failed shard has no live replica; its results are missing."""
+
+    total: int
+    successful: int
+    failed: int
+    failed_shards: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Answer:
-    """What a search found: the passages, best first, and how long the search took."""
+    """What a search found: the passages, best first, and how long the search took; ``shards``
+    when the collection's shards were searched by other processes (`findling serve --ray`)."""
 
     query: str
     mode: Mode
     results: list[Hit]
     took_ms: float
+    shards: ShardCounts | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "query": self.query,
             "mode": self.mode,
             "results": [r.to_json() for r in self.results],
             "took_ms": round(self.took_ms, 2),
         }
+        if self.shards is not None:
+            data["shards"] = self.shards.to_json()
+        return data
 
 
 @dataclass(frozen=True)

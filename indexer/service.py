@@ -51,9 +51,10 @@ from indexer.pipeline import Prepared, prepared
 from indexer.ranking import GROUPS, MODES, Scored, Selection, calibration, fuse
 from indexer.recipe import VectorRecipe
 from indexer.results import Answer, BuildSummary, DocumentList, Hit, Source, StoredDocument
+from indexer.shards import shard_count
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
-from indexer.writer import GenerationWriter, Layout
+from indexer.writer import GenerationWriter, Layout, ShardedWriter, Writer
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 MAX_CANDIDATES = 20_000  # and at most, however deep a page or large a group
@@ -104,12 +105,14 @@ class SearchService:
         *,
         prune: bool = True,
         rebuild: bool = False,
+        shards: int | None = None,
     ) -> BuildSummary:
         """Bring the collection up to date with the documents below ``paths``.
 
         New files are added, changed files re-embedded, unchanged files cost nothing; with
         ``prune``, documents of files under ``paths`` that are gone are removed. ``rebuild``
-        starts from nothing.
+        starts from nothing. ``shards``: split a new (or rebuilt) collection into that many
+        shards (see shards.py); an existing one keeps its own.
         """
         read = read_documents(paths, self.options.max_file_bytes)
         if not read.documents and (rebuild or not self._has_index()):
@@ -125,17 +128,22 @@ class SearchService:
             old = {} if base is None else {d.key: d.sha256 for d in base.documents()}
             return plan_update(old, read.documents, protected, roots)
 
-        return self._write(plan, read.skipped, rebuild=rebuild, progress=progress)
+        return self._write(plan, read.skipped, rebuild=rebuild, progress=progress, shards=shards)
 
     def build_documents(
-        self, documents: list[Document], progress: Progress | None = None
+        self,
+        documents: list[Document],
+        progress: Progress | None = None,
+        shards: int | None = None,
     ) -> BuildSummary:
-        """Index ready-made documents (e.g. an evaluation corpus) as a fresh collection."""
+        """Index ready-made documents (e.g. an evaluation corpus) as a fresh collection, in
+        ``shards`` shards if given."""
         return self._write(
             lambda base: plan_update({}, documents, set(), None),
             [],
             rebuild=True,
             progress=progress,
+            shards=shards,
         )
 
     def remove(self, targets: Sequence[Path], pattern: str | None = None) -> BuildSummary:
@@ -224,6 +232,7 @@ class SearchService:
         most_merges: int | None = None,
         force: bool = False,
         locked: bool = False,
+        shards: int | None = None,
     ) -> BuildSummary:
         """Plan, write and commit the next generation under the writer locks."""
         started = time.perf_counter()
@@ -231,17 +240,12 @@ class SearchService:
         with in_process, writer_lock(self.index_dir, wait):
             prune(self.index_dir)  # what a crashed writer left goes first
             base = None if rebuild or not self._has_index() else self._base()
+            if base is not None:
+                shard_count(base.manifest, shards, rebuilding=False)  # refused before any work
             plan = plan_for(base)
             if base is not None and plan.empty and not force:
                 return _summary(self.index_dir, base.manifest, plan, skipped, 0, started)
-            writer = GenerationWriter(
-                self.index_dir,
-                base,
-                self.embedder.name,
-                self.options.recipe.for_model(self.embedder.name),
-                Layout(self.options.ann_threshold, self.options.quantize),
-                numbering=self._numbering() if base is None else None,
-            )
+            writer = self._writer(base, shards)
             try:
                 writer.delete(plan.remove)
                 embedded = self._add(writer, plan.embed, progress)
@@ -254,9 +258,18 @@ class SearchService:
             prune(self.index_dir)
         return _summary(self.index_dir, manifest, plan, skipped, embedded, started)
 
-    def _add(
-        self, writer: GenerationWriter, documents: list[Document], progress: Progress | None
-    ) -> int:
+    def _writer(self, base: Snapshot | None, shards: int | None) -> Writer:
+        """The writer of the next generation: sharded if the collection is (or is to be)."""
+        numbering = self._numbering() if base is None else None
+        count = shard_count(base.manifest if base else numbering, shards, base is None)
+        layout = Layout(self.options.ann_threshold, self.options.quantize)
+        model = self.embedder.name
+        recipe = self.options.recipe.for_model(model)
+        if count:
+            return ShardedWriter(self.index_dir, base, model, recipe, layout, count, numbering)
+        return GenerationWriter(self.index_dir, base, model, recipe, layout, numbering=numbering)
+
+    def _add(self, writer: Writer, documents: list[Document], progress: Progress | None) -> int:
         """Split, embed and write ``documents`` as new segments of at most
         ``options.segment_sentences`` sentences each; returns the sentences embedded.
 
@@ -317,21 +330,13 @@ class SearchService:
         """
         found = self._current().document(doc_id)
         if found is None:
-            raise DocumentNotFoundError(
-                f"no document {doc_id[:200]!r} in the collection",
-                "take the document_id of a search hit, or list them (GET /documents)",
-            )
+            raise document_not_found(doc_id)
         return found
 
     def documents(self, offset: int = 0, limit: int = DOCUMENTS_PAGE) -> DocumentList:
         """``limit`` documents (id, title, source) from the ``offset``-th on, in storage order,
         and how many the collection holds."""
-        if not 1 <= limit <= MAX_DOCUMENTS_PAGE or offset < 0:
-            raise InvalidRequestError(
-                f"limit must be between 1 and {MAX_DOCUMENTS_PAGE} and offset at least 0, not "
-                f"{limit} and {offset}",
-                "page through the documents with offset",
-            )
+        check_page(offset, limit)
         snapshot = self._current()
         return DocumentList(snapshot.manifest.documents, offset, snapshot.listing(offset, limit))
 
@@ -384,6 +389,7 @@ class SearchService:
         offset: int = 0,
         min_score: float | None = None,
         group: str = "paragraph",
+        allow_partial: bool = False,
     ) -> Answer:
         """The ``k`` best passages for ``query``, best first, one per paragraph.
 
@@ -392,6 +398,8 @@ class SearchService:
         many results (the next page), ``min_score`` leaves out results scoring below it, and
         ``group="document"`` returns ``k`` documents, each with its best passages (see
         :class:`~indexer.ranking.Selection`). ``took_ms`` excludes loading model and index.
+        ``allow_partial`` matters only where shards are served apart (scatter.ShardedService):
+        one process holds every shard.
         """
         query = self._check_query(query)
         selection = self._check_selection(k, offset, min_score, group)
@@ -399,7 +407,7 @@ class SearchService:
         snapshot = self._ready()
         started = time.perf_counter()
         allowed = snapshot.allowed(filters) if filters else None
-        ranked = self._rank(snapshot, query, chosen, _depth(selection), allowed)
+        ranked = self._rank(snapshot, query, chosen, leg_depth(selection), allowed)
         results = self._hits(snapshot, ranked, selection)
         if ranked:  # relative to the best score overall, not the best on this page
             centring = snapshot.recipe.centring
@@ -473,7 +481,7 @@ class SearchService:
         elif filters and allowed is not None:
             where = snapshot.allowed(filters)
             allowed = [a & w for a, w in zip(allowed, where, strict=True)]
-        found = snapshot.dense(vector, _depth(selection), allowed)
+        found = snapshot.dense(vector, leg_depth(selection), allowed)
         scores = snapshot.vectors(found) @ vector
         ranked = fuse("dense", found, scores, None, np.zeros(len(found), bool), self.options.fusion)
         results = self._hits(snapshot, ranked, selection)
@@ -606,7 +614,24 @@ class SearchService:
         )
 
 
-def _depth(selection: Selection) -> int:
+def document_not_found(doc_id: str) -> DocumentNotFoundError:
+    return DocumentNotFoundError(
+        f"no document {doc_id[:200]!r} in the collection",
+        "take the document_id of a search hit, or list them (GET /documents)",
+    )
+
+
+def check_page(offset: int, limit: int) -> None:
+    """Refuse a page of the documents listing that is out of bounds."""
+    if not 1 <= limit <= MAX_DOCUMENTS_PAGE or offset < 0:
+        raise InvalidRequestError(
+            f"limit must be between 1 and {MAX_DOCUMENTS_PAGE} and offset at least 0, not "
+            f"{limit} and {offset}",
+            "page through the documents with offset",
+        )
+
+
+def leg_depth(selection: Selection) -> int:
     """How many sentences each leg proposes for a selection."""
     return min(MAX_CANDIDATES, max(MIN_CANDIDATES, 10 * selection.passages))
 
@@ -624,7 +649,7 @@ class _Pending:
         self.vectors.append(vectors)
         self.sentences += sum(len(p.sentences) for p in chunk)
 
-    def write(self, writer: GenerationWriter) -> None:
+    def write(self, writer: Writer) -> None:
         sentences = [s for p in self.items for s in p.sentences]
         postings = Postings.build([terms for p in self.items for terms in p.terms])
         documents = [p.document for p in self.items if p.sentences]

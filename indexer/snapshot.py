@@ -21,7 +21,7 @@ from indexer.errors import IndexCorruptError
 from indexer.filters import parse_filter, segment_filter
 from indexer.formats import page_of
 from indexer.generations import current_manifest
-from indexer.lexical import LexicalScores, bm25
+from indexer.lexical import LexicalScores, Postings, Statistics, bm25, statistics
 from indexer.manifest import Manifest, SegmentEntry
 from indexer.ranking import SCORE_DIGITS, Scored
 from indexer.recipe import VectorRecipe
@@ -115,7 +115,9 @@ class Snapshot:
 
     @property
     def segment_names(self) -> set[str]:
-        return {p.segment.name for p in self.parts}
+        """The segments' names as the collection (and its SegmentCache) knows them; in a
+        sharded collection with the shard's folder (``shard-01/seg-00000004``)."""
+        return {p.entry.name for p in self.parts}
 
     # -- the legs of a search ------------------------------------------------------------------
 
@@ -124,6 +126,12 @@ class Snapshot:
     ) -> np.ndarray:
         """Addresses of the ``depth`` sentences nearest to ``query`` among live (and allowed)
         ones, best first."""
+        return self.dense_scored(query, depth, allowed)[0]
+
+    def dense_scored(
+        self, query: np.ndarray, depth: int, allowed: Sequence[np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`dense` with the scores the vector stores gave (a shard's, to be merged)."""
         addresses, scores = [], []
         for i, part in enumerate(self.parts):
             mask: np.ndarray | None = part.live if allowed is None else allowed[i]
@@ -132,11 +140,19 @@ class Snapshot:
             hits = part.segment.store.search(query, depth, mask)
             addresses.append((i << ROW_BITS) | hits.rows)
             scores.append(hits.scores)
-        return _best(addresses, scores, depth)
+        return best_scored(addresses, scores, depth)
 
-    def lexical(self, terms: Sequence[str]) -> LexicalScores:
-        """BM25 of the analysed query terms over every live sentence (see lexical.bm25)."""
-        return bm25([(p.segment.postings, p.live) for p in self.parts], terms)
+    def lexical(self, terms: Sequence[str], collection: Statistics | None = None) -> LexicalScores:
+        """BM25 of the analysed query terms over every live sentence (see lexical.bm25), with
+        this snapshot's statistics or, in a shard, with the whole ``collection``'s."""
+        return bm25(self._postings(), terms, collection)
+
+    def statistics(self, terms: Sequence[str]) -> Statistics:
+        """The BM25 statistics of the live sentences for the analysed query terms."""
+        return statistics(self._postings(), terms)
+
+    def _postings(self) -> list[tuple[Postings, np.ndarray]]:
+        return [(p.segment.postings, p.live) for p in self.parts]
 
     def lexical_top(
         self, normalised: Sequence[np.ndarray], depth: int, allowed: Sequence[np.ndarray] | None
@@ -347,12 +363,20 @@ def _same_paragraph(sentences: np.ndarray, row: int, of: int) -> bool:
 
 
 def _best(addresses: list[np.ndarray], scores: list[np.ndarray], depth: int) -> np.ndarray:
+    return best_scored(addresses, scores, depth)[0]
+
+
+def best_scored(
+    addresses: Sequence[np.ndarray], scores: Sequence[np.ndarray], depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``depth`` best (address, score) pairs, best first; ties in address order, so that
+    merging the best of each shard gives the best of all."""
     if not addresses:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     merged = np.concatenate(addresses).astype(np.int64)
     values = np.concatenate(scores)
     order = np.lexsort((merged, -values))[:depth]  # ties: address order, reproducibly
-    return merged[order]
+    return merged[order], values[order]
 
 
 def _part(index_dir: Path, cache: SegmentCache, entry: SegmentEntry) -> Part:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,7 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp
 
-from indexer.documents import Document, Sentence
+from indexer.documents import Document, Sentence, make_document
+from indexer.results import Hit
+from indexer.service import SearchService
 from indexer.snapshot import SegmentCache, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,3 +182,88 @@ def _wait_until_ready(
         if time.monotonic() > deadline:
             pytest.fail(f"findling serve did not become ready in {timeout:.0f} s")
         time.sleep(0.3)
+
+
+WORDS_DE = [
+    "Rhein",
+    "Fluss",
+    "Stadt",
+    "Brücke",
+    "Zug",
+    "Bahnhof",
+    "Markt",
+    "Rathaus",
+    "Schule",
+    "Wetter",
+    "Regen",
+    "Sonne",
+]
+WORDS_EN = [
+    "river",
+    "city",
+    "bridge",
+    "train",
+    "station",
+    "market",
+    "school",
+    "weather",
+    "rain",
+    "sun",
+    "harbour",
+    "ship",
+]
+
+
+def random_document(rng: random.Random, number: int, version: int = 0) -> Document:
+    """A German or English document of random words, with a title and metadata; ``version``
+    changes its text."""
+    german = number % 3 != 0
+    words = WORDS_DE if german else WORDS_EN
+    paragraphs = []
+    for _ in range(rng.randint(1, 3)):
+        sentences = []
+        for _ in range(rng.randint(1, 4)):
+            picked = " ".join(rng.choices(words, k=rng.randint(2, 7)))
+            sentences.append(f"{'Der' if german else 'The'} {picked} {number} {version}.")
+        paragraphs.append(" ".join(sentences))
+    return make_document(
+        f"doc-{number:03d}",
+        "\n\n".join(paragraphs),
+        title=f"Titel {number % 4}",
+        language="de" if german else "en",
+        metadata={"team": "ab"[number % 2], "source": f"notes/{number:03d}.md"},
+    )
+
+
+def assert_same_results(
+    a: SearchService,
+    b: SearchService,
+    query: str,
+    mode: str,
+    filters: Mapping[str, Any],
+    **selection: Any,
+) -> None:
+    """The same hits (above ties at the last score) and scores from two collections;
+    ``selection``: offset, min_score, group as search takes them."""
+    ours = a.search(query, k=5, mode=mode, filters=filters, **selection).results
+    theirs = b.search(query, k=5, mode=mode, filters=filters, **selection).results
+    if selection.get("group") == "document":
+        # documents whose best passages tie may come in either order, each with its own further
+        # passages: compare the documents by their best passage
+        ours, theirs = _best_of_each_rank(ours), _best_of_each_rank(theirs)
+    np.testing.assert_allclose([r.score for r in ours], [r.score for r in theirs], atol=2e-6)
+
+    # equal scores may come in either order: above the last score (and below the first, on a
+    # later page) the hits must be the same
+    def sure(results: list[Hit]) -> set[tuple[str, int, int]]:
+        scores = [r.score for r in results]
+        low = min(scores, default=0.0) + 1e-5
+        high = max(scores, default=0.0) - 1e-5 if selection.get("offset") else float("inf")
+        return {(r.document_id, r.paragraph, r.sentence) for r in results if low < r.score < high}
+
+    assert sure(ours) == sure(theirs), (query, mode, filters, selection)
+
+
+def _best_of_each_rank(results: list[Hit]) -> list[Hit]:
+    """The first (best) hit of each rank: with group="document", each document's best."""
+    return list({r.rank: r for r in reversed(results)}.values())[::-1]

@@ -10,62 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.documents import Document, make_document
+from indexer.documents import Document
 from indexer.merging import MergePolicy
 from indexer.model.embedder import HashingEmbedder
 from indexer.options import SearchOptions
-from indexer.results import Hit
 from indexer.service import SearchService
+from tests.helpers import WORDS_DE, WORDS_EN, assert_same_results, random_document
 
-WORDS_DE = [
-    "Rhein",
-    "Fluss",
-    "Stadt",
-    "Brücke",
-    "Zug",
-    "Bahnhof",
-    "Markt",
-    "Rathaus",
-    "Schule",
-    "Wetter",
-    "Regen",
-    "Sonne",
-]
-WORDS_EN = [
-    "river",
-    "city",
-    "bridge",
-    "train",
-    "station",
-    "market",
-    "school",
-    "weather",
-    "rain",
-    "sun",
-    "harbour",
-    "ship",
-]
 # small tiers, so that this small collection merges many times while it grows
 MERGES = MergePolicy(floor=5, per_tier=3, at_once=3)
-
-
-def _document(rng: random.Random, number: int, version: int = 0) -> Document:
-    german = number % 3 != 0
-    words = WORDS_DE if german else WORDS_EN
-    paragraphs = []
-    for _ in range(rng.randint(1, 3)):
-        sentences = []
-        for _ in range(rng.randint(1, 4)):
-            picked = " ".join(rng.choices(words, k=rng.randint(2, 7)))
-            sentences.append(f"{'Der' if german else 'The'} {picked} {number} {version}.")
-        paragraphs.append(" ".join(sentences))
-    return make_document(
-        f"doc-{number:03d}",
-        "\n\n".join(paragraphs),
-        title=f"Titel {number % 4}",
-        language="de" if german else "en",
-        metadata={"team": "ab"[number % 2], "source": f"notes/{number:03d}.md"},
-    )
 
 
 def _service(folder: Path) -> SearchService:
@@ -81,8 +34,8 @@ def _grown(folder: Path, final: dict[str, Document], rng: random.Random) -> Sear
     for begin in range(0, len(ids), 7):
         batch = [final[i] for i in ids[begin : begin + 7]]
         # some documents arrive first in another version, and some that never stay
-        service.upsert([_document(rng, int(d.id[4:]), version=1) for d in batch[:2]])
-        service.upsert([_document(rng, 500 + begin)])
+        service.upsert([random_document(rng, int(d.id[4:]), version=1) for d in batch[:2]])
+        service.upsert([random_document(rng, 500 + begin)])
         service.upsert(batch)
         if begin % 3 == 0:
             service.delete([f"doc-{500 + begin:03d}"])
@@ -92,29 +45,14 @@ def _grown(folder: Path, final: dict[str, Document], rng: random.Random) -> Sear
     service.delete([f"doc-{500 + b:03d}" for b in range(0, len(ids), 7) if b % 3])
     service.upsert([final[i] for i in gone])
     # and the last word: one document replaced and put back, which leaves a deletion behind
-    service.upsert([_document(rng, int(ids[0][4:]), version=5)])
+    service.upsert([random_document(rng, int(ids[0][4:]), version=5)])
     service.upsert([final[ids[0]]])
     return service
 
 
-def _same_results(
-    a: SearchService, b: SearchService, query: str, mode: str, filters: dict[str, str]
-) -> None:
-    ours = a.search(query, k=5, mode=mode, filters=filters).results
-    theirs = b.search(query, k=5, mode=mode, filters=filters).results
-    np.testing.assert_allclose([r.score for r in ours], [r.score for r in theirs], atol=2e-6)
-
-    # equal scores may come in either order; above the last score the hits must be the same
-    def sure(results: list[Hit]) -> set[tuple[str, int, int]]:
-        last = results[-1].score if results else 0.0
-        return {(r.document_id, r.paragraph, r.sentence) for r in results if r.score > last + 1e-5}
-
-    assert sure(ours) == sure(theirs), (query, mode, filters)
-
-
 def test_a_collection_grown_in_small_steps_equals_one_built_at_once(tmp_path: Path) -> None:
     rng = random.Random(13)
-    final = {d.id: d for d in (_document(rng, n) for n in range(90))}
+    final = {d.id: d for d in (random_document(rng, n) for n in range(90))}
     grown = _grown(tmp_path / "grown", final, rng)
     once = _service(tmp_path / "once")
     once.upsert(list(final.values()))
@@ -127,7 +65,7 @@ def test_a_collection_grown_in_small_steps_equals_one_built_at_once(tmp_path: Pa
     for number, query in enumerate(queries):
         for mode in ("dense", "bm25", "hybrid"):
             chosen = filters[number % len(filters)]
-            _same_results(grown, once, query, mode, chosen)
+            assert_same_results(grown, once, query, mode, chosen)
             compared += 1
     assert compared == 600
 
@@ -135,10 +73,10 @@ def test_a_collection_grown_in_small_steps_equals_one_built_at_once(tmp_path: Pa
 def test_a_write_adds_a_segment_and_marks_deletions_without_rewriting(tmp_path: Path) -> None:
     service = _service(tmp_path / "c")
     rng = random.Random(2)
-    service.upsert([_document(rng, n) for n in range(20)])
+    service.upsert([random_document(rng, n) for n in range(20)])
     first = service.info().segments[0]
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / first.name).iterdir()}
-    service.upsert([_document(rng, 3, version=2)])  # replaces one document
+    service.upsert([random_document(rng, 3, version=2)])  # replaces one document
     after = service.info()
     assert [s.name for s in after.segments][:1] == [first.name]
     assert after.segments[0].deleted_documents == 1 and after.segments[0].deleted is not None
@@ -150,7 +88,7 @@ def test_optimize_merges_everything_and_forgets_deleted_sentences(tmp_path: Path
     service = _service(tmp_path / "c")
     rng = random.Random(4)
     for n in range(12):
-        service.upsert([_document(rng, n)])
+        service.upsert([random_document(rng, n)])
     service.delete(["doc-003", "doc-004"])
     before = service.search("Rhein Brücke", k=5).results
     summary = service.optimize()
@@ -166,10 +104,10 @@ def test_optimize_merges_everything_and_forgets_deleted_sentences(tmp_path: Path
 def test_sentence_ids_stay_stable_across_merges(tmp_path: Path) -> None:
     service = _service(tmp_path / "c")
     rng = random.Random(6)
-    service.upsert([_document(rng, 0)])
+    service.upsert([random_document(rng, 0)])
     hit = service.search("Der", k=1).results[0]
     for n in range(1, 15):  # enough single writes for several merges
-        service.upsert([_document(rng, n)])
+        service.upsert([random_document(rng, n)])
     assert len(service.info().segments) < 14
     same = [
         r
@@ -182,7 +120,7 @@ def test_sentence_ids_stay_stable_across_merges(tmp_path: Path) -> None:
 def test_concurrent_writes_of_one_process_are_queued_not_refused(tmp_path: Path) -> None:
     service = _service(tmp_path / "c")
     rng = random.Random(8)
-    documents = [_document(rng, n) for n in range(64)]
+    documents = [random_document(rng, n) for n in range(64)]
     service.upsert(documents[:1])
     errors: list[BaseException] = []
     summaries = []
@@ -214,10 +152,10 @@ def test_a_delete_of_an_unknown_document_fails_alone(tmp_path: Path) -> None:
 
     service = _service(tmp_path / "c")
     rng = random.Random(9)
-    service.upsert([_document(rng, 1)])
+    service.upsert([random_document(rng, 1)])
     with pytest.raises(DocumentNotFoundError):
         service.delete(["nope"])
     assert service.delete(["doc-001"]).removed == 1
     assert service.info().documents == 0
     assert service.search("Rhein", k=3).results == []
-    assert np.isfinite(service.upsert([_document(rng, 2)]).seconds)
+    assert np.isfinite(service.upsert([random_document(rng, 2)]).seconds)
