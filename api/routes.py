@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.errors import ERROR_RESPONSES, READY_RESPONSES, WRITE_RESPONSES, error_response
 from api.observability import observe_index
@@ -268,7 +269,23 @@ def list_documents(
     return service.documents(offset, limit).to_json()
 
 
-@reads.get("/documents/{doc_id:path}", response_model=DocumentResponse, tags=["documents"])
+class _AnyPath(Convertor[str]):
+    """Starlette's ``path`` with line breaks too: an id ending in one would otherwise match
+    PUT /documents/{doc_id} only, and a GET would get 405 instead of 404."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
+@reads.get("/documents/{doc_id:anypath}", response_model=DocumentResponse, tags=["documents"])
 def get_document(
     service: Service,
     # no max_length: an id past it would be past the 16 KiB request line first (431)

@@ -42,13 +42,15 @@ ALLOW_PARTIAL_DESCRIPTION = (
 
 # what every search request takes besides what it searches with (POST /search, /similar)
 K = Annotated[
-    int | None, Field(ge=1, description="How many passages to return (default 5, at most max_k).")
+    int | None,
+    Field(ge=1, strict=True, description="How many passages to return (default 5, at most max_k)."),
 ]
 FiltersField = Annotated[
     Filters | None, Field(description=WHERE_DESCRIPTION, examples=WHERE_EXAMPLES)
 ]
-Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description=OFFSET_DESCRIPTION)]
-MinScore = Annotated[float | None, Field(description=MIN_SCORE_DESCRIPTION)]
+# strict: JSON false is not 0, nor "3" a number (lax pydantic would accept both)
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, strict=True, description=OFFSET_DESCRIPTION)]
+MinScore = Annotated[float | None, Field(strict=True, description=MIN_SCORE_DESCRIPTION)]
 GroupField = Annotated[Group, Field(description=GROUP_DESCRIPTION)]
 
 
@@ -64,7 +66,7 @@ class SearchRequest(BaseModel):
     offset: Offset = 0
     min_score: MinScore = None
     group: GroupField = "paragraph"
-    allow_partial: bool = Field(default=False, description=ALLOW_PARTIAL_DESCRIPTION)
+    allow_partial: bool = Field(default=False, strict=True, description=ALLOW_PARTIAL_DESCRIPTION)
 
 
 class SimilarRequest(BaseModel):

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 # Windows cannot open a folder as a file (os.open fails with EACCES); NTFS journals its folder
 # entries itself, so there is nothing to fsync there
 FOLDERS_OPEN = os.name != "nt"
@@ -63,3 +65,9 @@ def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def mapped(path: Path) -> np.ndarray:
+    """A read-only ``.npy`` array mapped from disk, as a plain ndarray: numpy's memmap class
+    costs a Python call per index (measured 4.7 ms a query at a million sentences)."""
+    return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))

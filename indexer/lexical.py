@@ -25,6 +25,7 @@ import numpy as np
 
 from indexer import stopwords
 from indexer.errors import IndexCorruptError
+from indexer.fsutil import mapped
 
 ANALYZER_VERSION = "1"
 # Lucene's BM25 (as bm25s computes it): idf = ln(1 + (N - df + 0.5) / (df + 0.5)) and
@@ -171,10 +172,7 @@ class Postings:
     def load(cls, folder: Path) -> Postings:
         """Memory-mapped: opening costs nothing, a query reads only its terms' rows."""
         try:
-            arrays = {
-                name: np.load(folder / f"postings-{name}.npy", mmap_mode="r", allow_pickle=False)
-                for name in _FILES
-            }
+            arrays = {name: mapped(folder / f"postings-{name}.npy") for name in _FILES}
         except FileNotFoundError:
             raise  # pruned meanwhile: the reader reads CURRENT again
         except (OSError, ValueError) as exc:
@@ -262,10 +260,18 @@ def _matches(segments: Segments, key: int) -> list[tuple[np.ndarray, np.ndarray]
     return found
 
 
-def statistics(segments: Segments, query_terms: Sequence[str]) -> Statistics:
-    """The BM25 statistics of the live rows of ``segments`` for the query's analysed terms."""
+def live_totals(segments: Segments) -> tuple[int, int]:
+    """The live rows of ``segments`` and their total length (in terms)."""
     rows = sum(int(live.sum()) for _, live in segments)
     length = sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
+    return rows, length
+
+
+def statistics(
+    segments: Segments, query_terms: Sequence[str], totals: tuple[int, int] | None = None
+) -> Statistics:
+    """The BM25 statistics of the live rows of ``segments`` for the query's analysed terms."""
+    rows, length = totals or live_totals(segments)
     frequencies = {
         term: sum(len(found) for found, _ in _matches(segments, term_key(term)))
         for term in dict.fromkeys(query_terms)
@@ -274,21 +280,22 @@ def statistics(segments: Segments, query_terms: Sequence[str]) -> Statistics:
 
 
 def bm25(
-    segments: Segments, query_terms: Sequence[str], collection: Statistics | None = None
+    segments: Segments,
+    query_terms: Sequence[str],
+    collection: Statistics | None = None,
+    totals: tuple[int, int] | None = None,
 ) -> LexicalScores:
     """BM25 of the query's analysed terms over segments given as (postings, live rows mask),
     with the statistics of the live rows of all of them, or with ``collection``'s (a shard
     scoring its rows as part of a sharded collection). A term the query repeats counts as
     often as it stands there."""
-    live_rows = collection.rows if collection else sum(int(live.sum()) for _, live in segments)
+    if collection:
+        live_rows, total_length = collection.rows, collection.length
+    else:
+        live_rows, total_length = totals or live_totals(segments)
     scores = [np.zeros(len(live), dtype=np.float32) for _, live in segments]
     if live_rows == 0:
         return LexicalScores(scores, 0.0)
-    total_length = (
-        collection.length
-        if collection
-        else sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
-    )
     average = total_length / live_rows
     full = 0.0
     for term, repeats in Counter(query_terms).items():

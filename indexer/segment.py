@@ -35,7 +35,7 @@ from indexer.dates import day_of, instant_of
 from indexer.defaults import Quantize
 from indexer.documents import Document, Sentence, public_id
 from indexer.errors import IndexCorruptError
-from indexer.fsutil import fsync_path, sha256_file
+from indexer.fsutil import fsync_path, mapped, sha256_file
 from indexer.lexical import ANALYZER_VERSION, Postings
 from indexer.store import VectorStore, write_store
 
@@ -363,8 +363,8 @@ class Segment:
         self.folder = folder
         self.info = SegmentInfo.read(folder)
         try:
-            self.ids = np.load(folder / IDS, mmap_mode="r", allow_pickle=False)
-            self.sentences = np.load(folder / SENTENCES, mmap_mode="r", allow_pickle=False)
+            self.ids = mapped(folder / IDS)
+            self.sentences = mapped(folder / SENTENCES)
         except FileNotFoundError:
             raise  # pruned by a commit after the reader read CURRENT: it reads CURRENT again
         except (OSError, ValueError) as exc:

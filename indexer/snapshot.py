@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from indexer.errors import IndexCorruptError
 from indexer.filters import parse_filter, segment_filter
 from indexer.formats import page_of
 from indexer.generations import current_manifest
-from indexer.lexical import LexicalScores, Postings, Statistics, bm25, statistics
+from indexer.lexical import LexicalScores, Postings, Statistics, bm25, live_totals, statistics
 from indexer.manifest import Manifest, SegmentEntry
 from indexer.ranking import SCORE_DIGITS, Scored
 from indexer.recipe import VectorRecipe
@@ -145,11 +146,16 @@ class Snapshot:
     def lexical(self, terms: Sequence[str], collection: Statistics | None = None) -> LexicalScores:
         """BM25 of the analysed query terms over every live sentence (see lexical.bm25), with
         this snapshot's statistics or, in a shard, with the whole ``collection``'s."""
-        return bm25(self._postings(), terms, collection)
+        return bm25(self._postings(), terms, collection, self._totals)
 
     def statistics(self, terms: Sequence[str]) -> Statistics:
         """The BM25 statistics of the live sentences for the analysed query terms."""
-        return statistics(self._postings(), terms)
+        return statistics(self._postings(), terms, self._totals)
+
+    @cached_property
+    def _totals(self) -> tuple[int, int]:
+        # a snapshot never changes: its live rows and their length are counted once
+        return live_totals(self._postings())
 
     def _postings(self) -> list[tuple[Postings, np.ndarray]]:
         return [(p.segment.postings, p.live) for p in self.parts]
@@ -375,6 +381,12 @@ def best_scored(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     merged = np.concatenate(addresses).astype(np.int64)
     values = np.concatenate(scores)
+    if 0 < depth < len(values):
+        # sort only what can make the cut: every value at least the depth-th best, ties
+        # included, so the result is that of sorting all (a common word matches many rows)
+        kth = np.partition(values, len(values) - depth)[len(values) - depth]
+        keep = values >= kth
+        merged, values = merged[keep], values[keep]
     order = np.lexsort((merged, -values))[:depth]  # ties: address order, reproducibly
     return merged[order], values[order]
 

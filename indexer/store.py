@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer.defaults import Quantize
 from indexer.errors import IndexCorruptError, InvalidRequestError
+from indexer.fsutil import mapped
 
 # the graph's parameters, measured with `python -m bench.ann` (see defaults.py for when)
 HNSW_M = 32
@@ -96,11 +97,11 @@ class VectorStore:
 
         try:
             if kind == "flat":
-                return cls(kind, np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False))
+                return cls(kind, mapped(folder / VECTORS))
             graph: Any = faiss.read_index(str(folder / GRAPH), faiss.IO_FLAG_MMAP_IFC)
             graph.hnsw.efSearch = HNSW_EF_SEARCH
             if kind.endswith("-sq8"):
-                vectors = np.load(folder / VECTORS, mmap_mode="r", allow_pickle=False)
+                vectors = mapped(folder / VECTORS)
             else:
                 # the graph's storage is the vectors: a view, not a second copy in memory
                 storage: Any = faiss.downcast_index(graph.storage)
