@@ -244,7 +244,7 @@ class SearchService:
                 shard_count(base.manifest, shards, rebuilding=False)  # refused before any work
             plan = plan_for(base)
             if base is not None and plan.empty and not force:
-                return _summary(self.index_dir, base.manifest, plan, skipped, 0, started)
+                return summary_of(self.index_dir, base.manifest, plan, skipped, 0, started)
             writer = self._writer(base, shards)
             try:
                 writer.delete(plan.remove)
@@ -256,7 +256,7 @@ class SearchService:
                 writer.discard()
                 raise
             prune(self.index_dir)
-        return _summary(self.index_dir, manifest, plan, skipped, embedded, started)
+        return summary_of(self.index_dir, manifest, plan, skipped, embedded, started)
 
     def _writer(self, base: Snapshot | None, shards: int | None) -> Writer:
         """The writer of the next generation: sharded if the collection is (or is to be)."""
@@ -718,7 +718,7 @@ def _own_summary(shared: BuildSummary, plan: Plan) -> BuildSummary:
     )
 
 
-def _summary(
+def summary_of(
     index_dir: Path,
     manifest: Manifest,
     plan: Plan,
@@ -726,6 +726,7 @@ def _summary(
     embedded: int,
     started: float,
 ) -> BuildSummary:
+    """What a write did, for people and programs (one machine and Ray alike)."""
     return BuildSummary(
         index_dir=str(index_dir),
         generation=manifest.generation,

@@ -48,7 +48,7 @@ from indexer.pipeline import Prepared, prepare
 from indexer.recipe import VectorRecipe
 from indexer.results import BuildSummary
 from indexer.segment import META, Segment, SegmentData, write_segment
-from indexer.service import SearchService
+from indexer.service import SearchService, summary_of
 from indexer.settings import Settings
 from indexer.shards import STAGE, shard_count, shard_name, shard_of
 from indexer.updates import plan_update
@@ -134,7 +134,7 @@ def build(
         roots = [p.resolve().as_posix() for p in paths] if prune_gone else None
         plan = plan_update(old, read.documents, protected, roots)
         if base is not None and plan.empty:
-            return _summary(index_dir, base.manifest, plan, skipped, 0, started)
+            return summary_of(index_dir, base.manifest, plan, skipped, 0, started)
         recipe = base.recipe if base else service.options.recipe.for_model(service.embedder.name)
         stamp = _stamp(service.embedder.name, recipe, count)
         wanted = {(d.id, d.sha256) for d in plan.embed}
@@ -166,7 +166,7 @@ def build(
             writer.discard()
             raise
         prune(index_dir, staged=True)
-    return _summary(index_dir, manifest, plan, skipped, embedded, started)
+    return summary_of(index_dir, manifest, plan, skipped, embedded, started)
 
 
 def _current(index_dir: Path) -> Manifest | None:
@@ -587,33 +587,6 @@ class StageWriter:
             tmp.rename(folder / name)
         except OSError:  # another try of this unit got there first
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-# -- the summary --------------------------------------------------------------------------------
-
-
-def _summary(
-    index_dir: Path,
-    manifest: Manifest,
-    plan: Any,
-    skipped: Sequence[Skipped],
-    embedded: int,
-    started: float,
-) -> BuildSummary:
-    return BuildSummary(
-        index_dir=str(index_dir),
-        generation=manifest.generation,
-        model=manifest.model,
-        documents=manifest.documents,
-        passages=manifest.passages,
-        added=plan.added,
-        updated=plan.updated,
-        removed=plan.removed,
-        unchanged=plan.unchanged,
-        embedded=embedded,
-        skipped=list(skipped),
-        seconds=time.perf_counter() - started,
-    )
 
 
 def index_on_ray(
