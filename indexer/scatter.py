@@ -53,7 +53,14 @@ from indexer.results import (
 )
 from indexer.service import SearchService, check_page, document_not_found, leg_depth
 from indexer.shards import shard_segments
-from indexer.snapshot import ROW_BITS, SegmentCache, Snapshot, best_scored, split_addresses
+from indexer.snapshot import (
+    ROW_BITS,
+    SegmentCache,
+    Snapshot,
+    best_scored,
+    lexical_matches,
+    split_addresses,
+)
 
 # a shard also proposes sentences whose BM25 is this close below its last one: dividing by the
 # collection's scale could make them equal to it, and equal scores go in address order
@@ -166,13 +173,7 @@ def _lexical_top(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``depth`` BM25 scores above 0 (as Snapshot.lexical_top picks them), and the
     scores just below the last one (see TIE_MARGIN)."""
-    addresses, values = [], []
-    for i, part_scores in enumerate(scores):
-        matched = np.flatnonzero(part_scores > 0)
-        if allowed is not None:
-            matched = matched[allowed[i][matched]]
-        addresses.append((i << ROW_BITS) | matched)
-        values.append(part_scores[matched])
+    addresses, values = lexical_matches(scores, allowed)
     top, top_scores = best_scored(addresses, values, depth)
     if len(top) < depth:
         return top, top_scores

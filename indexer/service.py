@@ -24,7 +24,6 @@ from indexer.documents import (
     detect_language,
     load_language_identifier,
     read_documents,
-    split_document,
 )
 from indexer.errors import (
     DocumentNotFoundError,
@@ -201,6 +200,7 @@ class SearchService:
 
     def _commit_queued(self, batch: list[_Write]) -> None:
         """Commit a batch of queued writes as one generation; each gets its own summary."""
+        sentences: dict[str, int] = {}  # of each document embedded, counted as it is split
         try:
             summary = self._write(
                 lambda base: _plan_batch(base, batch),
@@ -209,10 +209,11 @@ class SearchService:
                 policy=self.options.write_merges,
                 most_merges=1,
                 locked=True,
+                sentences=sentences,
             )
             for write in batch:
                 if write.error is None and write.plan is not None:
-                    write.summary = _own_summary(summary, write.plan)
+                    write.summary = _own_summary(summary, write.plan, sentences)
         except FindlingError as exc:
             for write in batch:
                 write.error = write.error or exc
@@ -233,8 +234,10 @@ class SearchService:
         force: bool = False,
         locked: bool = False,
         shards: int | None = None,
+        sentences: dict[str, int] | None = None,
     ) -> BuildSummary:
-        """Plan, write and commit the next generation under the writer locks."""
+        """Plan, write and commit the next generation under the writer locks (``sentences``:
+        filled with the sentence count of each document embedded)."""
         started = time.perf_counter()
         in_process = contextlib.nullcontext() if locked else self._commit_lock
         with in_process, writer_lock(self.index_dir, wait):
@@ -248,7 +251,7 @@ class SearchService:
             writer = self._writer(base, shards)
             try:
                 writer.delete(plan.remove)
-                embedded = self._add(writer, plan.embed, progress)
+                embedded = self._add(writer, plan.embed, progress, sentences)
                 writer.merge(policy or self.options.build_merges, most_merges)
                 manifest = writer.finish()
                 commit(self.index_dir, manifest)
@@ -269,9 +272,16 @@ class SearchService:
             return ShardedWriter(self.index_dir, base, model, recipe, layout, count, numbering)
         return GenerationWriter(self.index_dir, base, model, recipe, layout, numbering=numbering)
 
-    def _add(self, writer: Writer, documents: list[Document], progress: Progress | None) -> int:
+    def _add(
+        self,
+        writer: Writer,
+        documents: list[Document],
+        progress: Progress | None,
+        sentences: dict[str, int] | None = None,
+    ) -> int:
         """Split, embed and write ``documents`` as new segments of at most
-        ``options.segment_sentences`` sentences each; returns the sentences embedded.
+        ``options.segment_sentences`` sentences each; returns the sentences embedded (and
+        notes each document's in ``sentences``, if given).
 
         Documents are embedded a chunk at a time while the next ones are prepared; progress is
         reported in documents.
@@ -286,6 +296,8 @@ class SearchService:
                 segment.add(chunk, self._vectors(writer.recipe, chunk))
                 done += len(chunk)
                 embedded += sum(len(p.sentences) for p in chunk)
+                if sentences is not None:
+                    sentences.update((p.document.id, len(p.sentences)) for p in chunk)
                 chunk = []
                 if progress:
                     progress(done, len(documents))
@@ -699,22 +711,17 @@ def _plan_batch(base: Snapshot | None, batch: list[_Write]) -> Plan:
     return Plan(embed=embed, remove={i for i in final if i in present})
 
 
-def _own_summary(shared: BuildSummary, plan: Plan) -> BuildSummary:
-    """The batch's summary, with one write's own counts."""
-    embedded = sum(len(split_document(d)) for d in plan.embed) if plan.embed else 0
-    return BuildSummary(
-        index_dir=shared.index_dir,
-        generation=shared.generation,
-        model=shared.model,
-        documents=shared.documents,
-        passages=shared.passages,
+def _own_summary(shared: BuildSummary, plan: Plan, sentences: Mapping[str, int]) -> BuildSummary:
+    """The batch's summary, with one write's own counts (``sentences``: of each document the
+    batch embedded; its documents were split once, for the index, not again for this)."""
+    return replace(
+        shared,
         added=plan.added,
         updated=plan.updated,
         removed=plan.removed,
         unchanged=plan.unchanged,
-        embedded=embedded,
+        embedded=sum(sentences.get(d.id, 0) for d in plan.embed),
         skipped=[],
-        seconds=shared.seconds,
     )
 
 

@@ -164,16 +164,7 @@ class Snapshot:
         self, normalised: Sequence[np.ndarray], depth: int, allowed: Sequence[np.ndarray] | None
     ) -> np.ndarray:
         """Addresses of the ``depth`` best lexical scores (above 0), best first."""
-        addresses, scores = [], []
-        for i, part_scores in enumerate(normalised):
-            # only sentences sharing a term can rank; sorting just those keeps a query on a
-            # million-sentence index from sorting a million scores
-            matched = np.flatnonzero(part_scores > 0)
-            if allowed is not None:
-                matched = matched[allowed[i][matched]]
-            addresses.append((i << ROW_BITS) | matched)
-            scores.append(part_scores[matched])
-        return _best(addresses, scores, depth)
+        return _best(*lexical_matches(normalised, allowed), depth)
 
     def vectors(self, addresses: np.ndarray) -> np.ndarray:
         """The stored vectors of sentence addresses, in order."""
@@ -366,6 +357,22 @@ def _same_paragraph(sentences: np.ndarray, row: int, of: int) -> bool:
         return False
     a, b = sentences[row], sentences[of]
     return bool(a["doc"] == b["doc"] and a["paragraph"] == b["paragraph"])
+
+
+def lexical_matches(
+    scores: Sequence[np.ndarray], allowed: Sequence[np.ndarray] | None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The addresses and scores of the allowed sentences scoring above 0, part by part."""
+    addresses, values = [], []
+    for i, part_scores in enumerate(scores):
+        # only sentences sharing a term can rank; sorting just those keeps a query on a
+        # million-sentence index from sorting a million scores
+        matched = np.flatnonzero(part_scores > 0)
+        if allowed is not None:
+            matched = matched[allowed[i][matched]]
+        addresses.append((i << ROW_BITS) | matched)
+        values.append(part_scores[matched])
+    return addresses, values
 
 
 def _best(addresses: list[np.ndarray], scores: list[np.ndarray], depth: int) -> np.ndarray:
