@@ -1,16 +1,20 @@
 """Searching a sharded collection whose shards are read by other processes, merged exactly.
 
 One machine opens every shard into one snapshot (shards.sharded_view) and needs none of this.
-Shards read apart (in Ray actors, see indexer.distributed) answer a search in rounds, as
-Elasticsearch's ``dfs_query_then_fetch`` does:
+Shards read apart (in Ray actors, see indexer.distributed) answer a search in one round,
+as Elasticsearch's ``dfs_query_then_fetch`` does in three:
 
-1. statistics: every shard counts its live sentences, their BM25 length and the query terms'
-   document frequencies; their sums are the collection's statistics (lexical.Statistics);
-2. proposals: every shard proposes its best ``depth`` sentences of each leg (dense: the vector
-   stores' scores; lexical: BM25 with the collection's statistics), and for each proposed
-   sentence both legs' scores, its language and its paragraph;
-3. hits: the shards holding the passages chosen (ranking.Selection: a page, a cut-off, one
-   per paragraph or grouped by document) read their text.
+- statistics (Elasticsearch's "dfs"): the driver counts the collection's live sentences, their
+  BM25 length and the query terms' document frequencies itself, from the shards' memory-mapped
+  postings and deletion files on the filesystem the index lives on (CollectionStatistics):
+  the same sums the shards would send, without a round trip;
+- proposals ("query"): every shard proposes its best ``depth`` sentences of each leg (dense:
+  the vector stores' scores; lexical: BM25 with the collection's statistics), and for each
+  proposed sentence both legs' scores, its language and its paragraph; and with them the text
+  of the passages the driver is likely to choose from it (those it would choose if the shard
+  were the whole collection);
+- hits ("fetch"): only when the driver chose a passage a shard did not send (rare: the
+  collection's BM25 scale is larger than the shard's), the shards holding it read its text.
 
 The driver embeds the question once. The best ``depth`` sentences of a leg in the collection
 are among the shards' best ``depth`` (ties go in address order everywhere, and addresses are
@@ -37,8 +41,9 @@ from indexer.defaults import DOCUMENTS_PAGE, Mode
 from indexer.documents import detect_language
 from indexer.errors import InvalidRequestError, ModelMismatchError, ShardUnavailableError
 from indexer.filters import check_filters
+from indexer.fsutil import mapped
 from indexer.generations import current_manifest, current_name
-from indexer.lexical import Statistics, analyze, lexical_scale
+from indexer.lexical import Postings, Statistics, analyze, lexical_scale, live_totals, statistics
 from indexer.manifest import Manifest, read_manifest
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
@@ -51,6 +56,7 @@ from indexer.results import (
     ShardCounts,
     StoredDocument,
 )
+from indexer.segment import SENTENCES
 from indexer.service import SearchService, check_page, document_not_found, leg_depth
 from indexer.shards import shard_segments
 from indexer.snapshot import (
@@ -59,6 +65,8 @@ from indexer.snapshot import (
     Snapshot,
     best_scored,
     lexical_matches,
+    live_rows,
+    scored_hit,
     split_addresses,
 )
 
@@ -72,15 +80,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ShardQuery:
-    """What every shard is asked in round 2: the question as vector and terms, the
-    collection's BM25 statistics, how deep each leg goes and the filters."""
+    """What every shard is asked: the question as vector and terms, the collection's BM25
+    statistics, how deep each leg goes, the filters, and what to send the text of."""
 
     generation: str  # the shard's generation, as the collection's top manifest names it
+    mode: Mode
     vector: np.ndarray | None  # the embedded question (dense and hybrid)
     terms: list[str]  # its analysed terms (bm25 and hybrid)
     collection: Statistics | None  # the collection's statistics (bm25 and hybrid)
     depth: int
     filters: dict[str, Any] | None
+    language: str  # the question's
+    fusion: Fusion
+    prefetch: Selection  # the page from its first passage, no cut-off (see ShardReader.propose)
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,7 @@ class Proposal:
     lexical: np.ndarray | None  # per address: its BM25
     languages: list[str]  # per address
     keys: np.ndarray  # per address: document row and paragraph, shape (n, 2)
+    passages: dict[int, Hit]  # by address: the passages sent along (Snapshot.passage)
 
 
 class ShardReader:
@@ -121,10 +134,11 @@ class ShardReader:
                 self._cache.keep_only(set().union(*(s.segment_names for s in self._open.values())))
             return self._open[generation]
 
-    def statistics(self, generation: str, terms: list[str]) -> Statistics:
-        return self.snapshot(generation).statistics(terms)
-
     def propose(self, query: ShardQuery) -> Proposal:
+        """The shard's best sentences of each leg, their scores and keys, and the text of
+        those the driver is likely to choose: the passages ``query.prefetch`` selects from the
+        shard's candidates fused as one machine fuses them, with BM25 scaled by the shard's
+        own best (the collection's best, which the driver scales by, is at least as high)."""
         snapshot = self.snapshot(query.generation)
         allowed = snapshot.allowed(query.filters) if query.filters else None
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -139,7 +153,22 @@ class ShardReader:
             raw, best, full = scored.scores, scored.best, scored.full
             lexical_top, lexical_scores = _lexical_top(raw, query.depth, allowed)
         addresses = np.unique(np.concatenate([dense_top, lexical_top]))
-        rows = [snapshot.paragraph_key(int(a))[1:] for a in addresses]
+        keys = snapshot.keys(addresses)
+        dense = None if query.vector is None else snapshot.vectors(addresses) @ query.vector
+        lexical = None if query.collection is None else snapshot.gather(raw, addresses)
+        languages = snapshot.languages(addresses)
+        scaled = None if lexical is None else _scaled(lexical, lexical_scale(full, best))
+        same = np.array([language == query.language for language in languages], dtype=bool)
+        ranked = fuse(query.mode, addresses, dense, scaled, same, query.fusion)
+        # (part, document, paragraph) of each candidate, as snapshot.paragraph_key gives it
+        key_of = dict(
+            zip(
+                addresses.tolist(),
+                zip((addresses >> ROW_BITS).tolist(), *keys.T.tolist(), strict=True),
+                strict=True,
+            )
+        )
+        likely = query.prefetch.select(ranked, key_of.__getitem__, lambda a: key_of[a][:2])
         return Proposal(
             dense_top=dense_top,
             dense_scores=dense_scores,
@@ -148,14 +177,16 @@ class ShardReader:
             best=best,
             full=full,
             addresses=addresses,
-            dense=None if query.vector is None else snapshot.vectors(addresses) @ query.vector,
-            lexical=None if query.collection is None else snapshot.gather(raw, addresses),
-            languages=snapshot.languages(addresses),
-            keys=np.array(rows, dtype=np.int64).reshape(-1, 2),
+            dense=dense,
+            lexical=lexical,
+            languages=languages,
+            keys=keys,
+            passages={s.address: snapshot.passage(s.address) for _, s in likely},
         )
 
     def hits(self, generation: str, wanted: list[tuple[int, int, Scored]]) -> list[Hit]:
-        """The hits at (address, rank, scores) of the shard, with their text."""
+        """The hits at (address, rank, scores) of the shard, with their text (the passages
+        the driver chose that the shard did not send with its proposal)."""
         snapshot = self.snapshot(generation)
         return [snapshot.hit(address, rank, scored) for address, rank, scored in wanted]
 
@@ -191,10 +222,6 @@ class Shards(Protocol):
     def start(self, shards: Sequence[str]) -> None:
         """Have the readers of ``shards`` ready (a server does this before it says it is)."""
 
-    def statistics(
-        self, requests: Mapping[str, tuple[str, list[str]]]
-    ) -> tuple[dict[str, Statistics], list[str]]: ...
-
     def propose(
         self, requests: Mapping[str, ShardQuery]
     ) -> tuple[dict[str, Proposal], list[str]]: ...
@@ -227,11 +254,6 @@ class LocalShards:
         if shard not in self._readers:
             self._readers[shard] = ShardReader(self.index_dir / shard)
         return self._readers[shard]
-
-    def statistics(
-        self, requests: Mapping[str, tuple[str, list[str]]]
-    ) -> tuple[dict[str, Statistics], list[str]]:
-        return {s: self.reader(s).statistics(g, t) for s, (g, t) in requests.items()}, []
 
     def propose(self, requests: Mapping[str, ShardQuery]) -> tuple[dict[str, Proposal], list[str]]:
         return {s: self.reader(s).propose(q) for s, q in requests.items()}, []
@@ -266,14 +288,53 @@ class Request:
     allow_partial: bool
 
 
-class ShardedSearch:
-    """The driver's side: the rounds of one search over ``shards`` of the collection ``view``
-    (the top manifest read as one, see shards.sharded_view)."""
+class CollectionStatistics:
+    """BM25's statistics of a sharded collection, counted by the driver from the shards' files
+    (memory-mapped postings and deletion files; lexical.statistics): the sums the shards'
+    own counts give, with no round trip. A shard's latest generation stays open."""
 
-    def __init__(self, shards: Shards, view: Manifest, fusion: Fusion) -> None:
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+        self._open: dict[str, tuple[str, list[tuple[Postings, np.ndarray]], tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    def count(self, view: Manifest, terms: Sequence[str]) -> Statistics:
+        """The collection's statistics for the analysed query ``terms``."""
+        total = Statistics(0, 0, {})
+        for shard in view.shards:
+            segments, totals = self._segments(shard.name, shard.generation)
+            total = total + statistics(segments, terms, totals)
+        return total
+
+    def _segments(
+        self, shard: str, generation: str
+    ) -> tuple[list[tuple[Postings, np.ndarray]], tuple[int, int]]:
+        with self._lock:
+            known = self._open.get(shard)
+            if known is None or known[0] != generation:
+                folder = self.index_dir / shard
+                manifest = read_manifest(folder / f"{generation}.json")
+                segments = []
+                for entry in manifest.segments:
+                    sentences = mapped(folder / entry.name / SENTENCES)
+                    live = live_rows(folder, entry, sentences)[1]
+                    segments.append((Postings.load(folder / entry.name), live))
+                known = (generation, segments, live_totals(segments))
+                self._open[shard] = known
+            return known[1], known[2]
+
+
+class ShardedSearch:
+    """The driver's side of one search over ``shards`` of the collection ``view`` (the top
+    manifest read as one, see shards.sharded_view)."""
+
+    def __init__(
+        self, shards: Shards, view: Manifest, fusion: Fusion, counts: CollectionStatistics
+    ) -> None:
         self.shards = shards
         self.view = view
         self.fusion = fusion
+        self.counts = counts
         self.generations = {s.name: s.generation for s in view.shards}
         # a shard's part i is the collection's part offsets[shard] + i
         self.offsets = {s.name: (shard_segments(view, s.name) or [0])[0] for s in view.shards}
@@ -282,27 +343,29 @@ class ShardedSearch:
     def run(self, request: Request) -> tuple[list[Hit], ShardCounts, float | None]:
         """The hits, how the shards answered, and the best score of all (before the
         selection: what calibrated probabilities are relative to)."""
-        names = list(self.generations)
         collection = None
         if request.mode in ("bm25", "hybrid"):
-            asked = {s: (self.generations[s], request.terms) for s in names}
-            counted = self._answers(self.shards.statistics(asked), request)
-            collection = sum(counted.values(), Statistics(0, 0, {}))
-            names = list(counted)
+            collection = self.counts.count(self.view, request.terms)
+        selection = request.selection
+        prefetch = Selection(selection.offset + selection.k, group=selection.group)
         queries = {
             s: ShardQuery(
-                self.generations[s],
+                generation,
+                request.mode,
                 request.vector if request.mode != "bm25" else None,
                 request.terms,
                 collection,
                 request.depth,
                 request.filters,
+                request.language,
+                self.fusion,
+                prefetch,
             )
-            for s in names
+            for s, generation in self.generations.items()
         }
         proposals = self._answers(self.shards.propose(queries), request)
         chosen, at, top = self._rank(proposals, request)
-        hits = self._hits(chosen, at, request)
+        hits = self._hits(chosen, at, proposals, request)
         total = len(self.generations)
         failed = sorted(set(self.failed))
         return hits, ShardCounts(total, total - len(failed), len(failed), failed), top
@@ -349,12 +412,9 @@ class ShardedSearch:
         at = order[np.searchsorted(proposed[order], candidates)]
 
         def column(values: Callable[[Proposal], np.ndarray | None]) -> np.ndarray:
-            out = np.empty(len(candidates), dtype=np.float32)
-            for j, position in enumerate(at):
-                column_values = values(proposals[shards[owner[position]]])
-                assert column_values is not None
-                out[j] = column_values[index[position]]
-            return out
+            every = [values(proposals[s]) for s in shards]
+            assert all(v is not None for v in every)
+            return np.concatenate(every).astype(np.float32)[at]  # type: ignore[arg-type]
 
         dense = lexical = None
         if request.mode in ("dense", "hybrid"):
@@ -384,17 +444,26 @@ class ShardedSearch:
         self,
         chosen: list[tuple[int, Scored]],
         at: Mapping[int, tuple[str, int]],
+        proposals: Mapping[str, Proposal],
         request: Request,
     ) -> list[Hit]:
+        """The chosen passages' hits: those the shards sent with their proposals, and the
+        others read by the shards holding them."""
+        found: list[Hit] = []
         wanted: dict[str, list[tuple[int, int, Scored]]] = {}
         for rank, scored in chosen:
             shard = at[scored.address][0]
-            parts, rows = split_addresses(np.array([scored.address]))
-            local = int(((parts[0] - self.offsets[shard]) << ROW_BITS) | rows[0])
-            wanted.setdefault(shard, []).append((local, rank, scored))
-        asked = {s: (self.generations[s], w) for s, w in wanted.items()}
-        answers = self._answers(self.shards.hits(asked), request)
-        hits = sorted((h for found in answers.values() for h in found), key=lambda h: h.rank)
+            local = int(proposals[shard].addresses[at[scored.address][1]])
+            passage = proposals[shard].passages.get(local)
+            if passage is not None:
+                found.append(scored_hit(passage, rank, scored))
+            else:
+                wanted.setdefault(shard, []).append((local, rank, scored))
+        if wanted:
+            asked = {s: (self.generations[s], w) for s, w in wanted.items()}
+            answers = self._answers(self.shards.hits(asked), request)
+            found += [h for read in answers.values() for h in read]
+        hits = sorted(found, key=lambda h: h.rank)
         # partial: ranks stay consecutive (from the page's first) over the hits that could be
         # read; a document's passages keep sharing their document's rank
         first = request.selection.offset + 1
@@ -425,6 +494,7 @@ class ShardedService(SearchService):
     ) -> None:
         super().__init__(index_dir, embedder, options)
         self.shards = shards
+        self.counts = CollectionStatistics(index_dir)
         self._view: Manifest | None = None
         self._view_lock = threading.Lock()
 
@@ -487,7 +557,7 @@ class ShardedService(SearchService):
             filters=dict(filters) if filters else None,
             allow_partial=allow_partial,
         )
-        search = ShardedSearch(self.shards, view, self.options.fusion)
+        search = ShardedSearch(self.shards, view, self.options.fusion, self.counts)
         hits, counts, top = search.run(request)
         if top is not None:  # relative to the best score overall, as on one machine
             hits = self._calibrated(hits, chosen, query, top, view.recipe.centring)

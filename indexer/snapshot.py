@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -186,10 +186,21 @@ class Snapshot:
 
     def languages(self, addresses: np.ndarray) -> list[str]:
         parts, rows = split_addresses(addresses)
-        return [
-            self.parts[int(p)].segment.info.languages[int(c)]
-            for p, c in zip(parts, self._column("language", parts, rows), strict=True)
-        ]
+        out = np.empty(len(addresses), dtype=object)
+        codes = self._column("language", parts, rows)
+        for i in np.unique(parts):
+            here = parts == i
+            out[here] = np.asarray(self.parts[int(i)].segment.info.languages, dtype=object)[
+                codes[here]
+            ]
+        return out.tolist()
+
+    def keys(self, addresses: np.ndarray) -> np.ndarray:
+        """Document row and paragraph of each address, shape (n, 2) (see paragraph_key)."""
+        parts, rows = split_addresses(addresses)
+        return np.stack(
+            [self._column("doc", parts, rows), self._column("paragraph", parts, rows)], axis=1
+        ).reshape(-1, 2)
 
     def paragraph_key(self, address: int) -> tuple[int, int, int]:
         """(part, document row, paragraph): one per paragraph of a live document."""
@@ -294,6 +305,10 @@ class Snapshot:
     def hit(self, address: int, rank: int, scored: Scored) -> Hit:
         """A result as people and programs see it: the sentence, the text around it, where
         it stands, and its scores (text is read now, for this hit only)."""
+        return scored_hit(self.passage(address), rank, scored)
+
+    def passage(self, address: int) -> Hit:
+        """:meth:`hit` without its rank and scores (0 and None; see :func:`scored_hit`)."""
         part, row = int(address >> ROW_BITS), int(address & ((1 << ROW_BITS) - 1))
         segment = self.parts[part].segment
         sentences = segment.sentences
@@ -311,8 +326,8 @@ class Snapshot:
         excerpt = segment.excerpt(int(s["doc"]), snippet_start, snippet_end)
         context = excerpt.text
         return Hit(
-            rank=rank,
-            score=round(scored.score, SCORE_DIGITS),
+            rank=0,
+            score=0.0,
             text=context[start - snippet_start : end - snippet_start],
             context=context,
             context_start=start - snippet_start,
@@ -329,8 +344,8 @@ class Snapshot:
             end=end,
             page=page_of(excerpt.pages, start),
             language=segment.info.languages[int(s["language"])],
-            dense_score=None if scored.dense is None else round(scored.dense, SCORE_DIGITS),
-            lexical_score=None if scored.lexical is None else round(scored.lexical, SCORE_DIGITS),
+            dense_score=None,
+            lexical_score=None,
         )
 
     def sentence_refs(self, addresses: np.ndarray) -> list[SentenceRef]:
@@ -345,6 +360,18 @@ class Snapshot:
             for j, s in zip(at, sentences, strict=True):
                 refs[j] = SentenceRef(ids[int(s["doc"])], int(s["paragraph"]), int(s["sentence"]))
         return [r for r in refs if r is not None]
+
+
+def scored_hit(passage: Hit, rank: int, scored: Scored) -> Hit:
+    """A passage (:meth:`Snapshot.passage`) as the hit of ``rank`` with ``scored``'s scores,
+    rounded as shown."""
+    return replace(
+        passage,
+        rank=rank,
+        score=round(scored.score, SCORE_DIGITS),
+        dense_score=None if scored.dense is None else round(scored.dense, SCORE_DIGITS),
+        lexical_score=None if scored.lexical is None else round(scored.lexical, SCORE_DIGITS),
+    )
 
 
 def split_addresses(addresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -400,16 +427,25 @@ def best_scored(
 
 def _part(index_dir: Path, cache: SegmentCache, entry: SegmentEntry) -> Part:
     segment = cache.get(index_dir, entry.name)
-    deleted = np.zeros(segment.info.documents, dtype=bool)
-    if entry.deleted:
-        try:
-            rows = np.load(index_dir / entry.deleted, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptError(
-                f"cannot read {index_dir / entry.deleted} ({exc})", "run `findling verify`"
-            ) from exc
-        deleted[rows] = True
-    live = ~deleted[segment.sentences["doc"]] if entry.deleted else np.ones(len(segment), bool)
+    deleted, live = live_rows(index_dir, entry, segment.sentences)
     return Part(segment, entry, deleted, live)
+
+
+def live_rows(
+    index_dir: Path, entry: SegmentEntry, sentences: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A segment's deleted documents in this generation (per document row) and its live
+    sentences (per sentence row), from its deletion file and its sentences' document rows."""
+    deleted = np.zeros(entry.documents, dtype=bool)
+    if not entry.deleted:
+        return deleted, np.ones(entry.sentences, dtype=bool)
+    try:
+        rows = np.load(index_dir / entry.deleted, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"cannot read {index_dir / entry.deleted} ({exc})", "run `findling verify`"
+        ) from exc
+    deleted[rows] = True
+    return deleted, ~deleted[sentences["doc"]]

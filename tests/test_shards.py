@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from indexer.cli import app
 from indexer.documents import Document
 from indexer.errors import DocumentNotFoundError, InvalidRequestError
 from indexer.generations import CURRENT, current_name
+from indexer.lexical import analyze
 from indexer.manifest import read_manifest
 from indexer.merging import MergePolicy
 from indexer.model.embedder import HashingEmbedder
 from indexer.options import SearchOptions
-from indexer.scatter import LocalShards, ShardedService
+from indexer.scatter import CollectionStatistics, LocalShards, Proposal, ShardedService, ShardQuery
 from indexer.service import SearchService
 from indexer.settings import Settings
 from indexer.shards import shard_of
@@ -144,6 +146,79 @@ def test_operators_paging_and_groups_on_shards(tmp_path: Path, once: SearchServi
             ours = scattered.search(query, k=5, mode=mode, filters=filters, **selection)
             theirs = sharded.search(query, k=5, mode=mode, filters=filters, **selection)
             assert [r.to_json() for r in ours.results] == [r.to_json() for r in theirs.results]
+
+
+class _Counting(LocalShards):
+    """In-process shards that count the hits rounds the driver needs, and can be told to send
+    no passages with their proposals (every chosen passage then needs a hits round)."""
+
+    def __init__(self, index_dir: Path, send_passages: bool = True) -> None:
+        super().__init__(index_dir)
+        self.send_passages = send_passages
+        self.hits_rounds = 0
+
+    def propose(self, requests: Mapping[str, ShardQuery]) -> tuple[dict[str, Proposal], list[str]]:
+        answers, failed = super().propose(requests)
+        if not self.send_passages:
+            answers = {s: replace(p, passages={}) for s, p in answers.items()}
+        return answers, failed
+
+    def hits(self, requests: Any) -> Any:
+        self.hits_rounds += 1
+        return super().hits(requests)
+
+
+def test_one_round_usually_and_passages_not_sent_are_read(tmp_path: Path) -> None:
+    """A search is one round: the driver counts BM25's statistics from the shards' files and
+    the shards send the passages it is likely to choose; a chosen passage a shard did not send
+    is read in a second round, with the same results."""
+    folder = tmp_path / "c"
+    sharded = _grown_sharded(folder, _corpus(random.Random(11), 60), 3)
+    sending = _Counting(folder)
+    silent = _Counting(folder, send_passages=False)
+    one_round = ShardedService(folder, HashingEmbedder(128), _options(), sending)
+    two_rounds = ShardedService(folder, HashingEmbedder(128), _options(), silent)
+    rng = random.Random(3)
+    searches = 0
+    for number in range(40):
+        query = " ".join(rng.choices(WORDS_DE + WORDS_EN, k=rng.randint(1, 4)))
+        for mode in ("dense", "bm25", "hybrid"):
+            for selection in [{}, *SELECTIONS]:
+                filters = FILTERS[number % len(FILTERS)]
+                expected = sharded.search(query, 5, mode, filters, **selection).results
+                for service in (one_round, two_rounds):
+                    got = service.search(query, 5, mode, filters, **selection).results
+                    assert [r.to_json() for r in got] == [r.to_json() for r in expected]
+                searches += 1
+    assert silent.hits_rounds > searches / 2  # (searches with no hit need no round)
+    assert sending.hits_rounds <= searches // 20, f"{sending.hits_rounds} of {searches}"
+
+
+def test_the_drivers_statistics_are_the_shards_sums(tmp_path: Path) -> None:
+    """CollectionStatistics (read by the driver) equals the sum of what each shard's own
+    snapshot counts, live sentences only (deletions and replacements included)."""
+    folder = tmp_path / "c"
+    sharded = _grown_sharded(folder, _corpus(random.Random(2), 50), 3)
+    view = sharded.info()
+    counts = CollectionStatistics(folder)
+    snapshots = [
+        Snapshot.open(
+            folder / s.name,
+            SegmentCache(),
+            read_manifest(folder / s.name / f"{s.generation}.json"),
+        )
+        for s in view.shards
+    ]
+    rng = random.Random(4)
+    for _ in range(30):
+        terms = [*analyze(" ".join(rng.choices(WORDS_DE + WORDS_EN, k=4)), "de"), "unbekannt"]
+        summed = [snapshot.statistics(terms) for snapshot in snapshots]
+        total = counts.count(view, terms)
+        assert total.rows == sum(s.rows for s in summed) == view.passages
+        assert total.length == sum(s.length for s in summed)
+        for term in terms:
+            assert total.frequencies[term] == sum(s.frequencies[term] for s in summed)
+        assert total.frequencies["unbekannt"] == 0
 
 
 def test_documents_and_more_like_this_on_shards(tmp_path: Path, once: SearchService) -> None:
