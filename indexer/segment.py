@@ -335,6 +335,10 @@ class _new_database:
         try:
             if exc[0] is None:
                 self.db.execute("CREATE INDEX documents_id ON documents (id)")
+                # documents are found by id or by public id (the path as given): without this
+                # index every lookup (each PUT and DELETE) read every row of every segment
+                # (41 ms per DELETE at a million sentences)
+                self.db.execute("CREATE INDEX documents_path ON documents (path)")
                 self.db.commit()
         finally:
             self.db.close()
