@@ -41,6 +41,7 @@ class Part:
     entry: SegmentEntry
     deleted: np.ndarray  # per document row: deleted in this generation
     live: np.ndarray  # per sentence row: its document is live
+    totals: tuple[int, int]  # live sentences and their BM25 length (lexical.live_totals)
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,22 @@ class Snapshot:
 
     @classmethod
     def open(
-        cls, index_dir: Path, cache: SegmentCache, manifest: Manifest | None = None
+        cls,
+        index_dir: Path,
+        cache: SegmentCache,
+        manifest: Manifest | None = None,
+        previous: Snapshot | None = None,
     ) -> Snapshot:
-        """Open the current generation (or ``manifest``'s), reusing open segments."""
+        """Open the current generation (or ``manifest``'s), reusing open segments, and the
+        parts of ``previous`` (an earlier generation of the collection) that did not change."""
+        known = {p.entry.name: p for p in previous.parts} if previous else {}
         for _ in range(20):
             manifest = manifest or current_manifest(index_dir)
             try:
-                parts = [_part(index_dir, cache, entry) for entry in manifest.segments]
+                parts = [
+                    _part(index_dir, cache, entry, known.get(entry.name))
+                    for entry in manifest.segments
+                ]
             except FileNotFoundError:
                 # pruned after we read CURRENT: two commits happened meanwhile; read it again
                 manifest = None
@@ -154,8 +164,7 @@ class Snapshot:
 
     @cached_property
     def _totals(self) -> tuple[int, int]:
-        # a snapshot never changes: its live rows and their length are counted once
-        return live_totals(self._postings())
+        return sum(p.totals[0] for p in self.parts), sum(p.totals[1] for p in self.parts)
 
     def _postings(self) -> list[tuple[Postings, np.ndarray]]:
         return [(p.segment.postings, p.live) for p in self.parts]
@@ -425,10 +434,34 @@ def best_scored(
     return merged[order], values[order]
 
 
-def _part(index_dir: Path, cache: SegmentCache, entry: SegmentEntry) -> Part:
+# above this many newly deleted documents in a segment, its live mask is computed afresh
+PATCHED_DELETIONS = 1000
+
+
+def _part(
+    index_dir: Path, cache: SegmentCache, entry: SegmentEntry, previous: Part | None = None
+) -> Part:
+    """A segment as ``entry`` sees it; from ``previous`` (the segment in an earlier generation)
+    when only some of its documents were deleted since: a one-document write at a million
+    sentences then costs what it deleted, not a pass over every sentence of the segment."""
+    if previous is not None and previous.entry.deleted == entry.deleted:
+        return replace(previous, entry=entry)
     segment = cache.get(index_dir, entry.name)
+    if previous is not None and entry.deleted:
+        deleted = read_deleted(index_dir, entry)
+        newly = np.flatnonzero(deleted & ~previous.deleted)
+        if len(newly) <= PATCHED_DELETIONS and not (previous.deleted & ~deleted).any():
+            live = previous.live.copy()
+            rows, length = previous.totals
+            for document in newly.tolist():
+                first, count = segment.sentence_range(document)
+                live[first : first + count] = False
+                rows -= count
+                length -= int(segment.postings.lengths[first : first + count].sum(dtype=np.int64))
+            return Part(segment, entry, deleted, live, (rows, length))
     deleted, live = live_rows(index_dir, entry, segment.sentences)
-    return Part(segment, entry, deleted, live)
+    totals = live_totals([(segment.postings, live)])
+    return Part(segment, entry, deleted, live, totals)
 
 
 def live_rows(
@@ -436,9 +469,17 @@ def live_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A segment's deleted documents in this generation (per document row) and its live
     sentences (per sentence row), from its deletion file and its sentences' document rows."""
-    deleted = np.zeros(entry.documents, dtype=bool)
+    deleted = read_deleted(index_dir, entry)
     if not entry.deleted:
         return deleted, np.ones(entry.sentences, dtype=bool)
+    return deleted, ~deleted[sentences["doc"]]
+
+
+def read_deleted(index_dir: Path, entry: SegmentEntry) -> np.ndarray:
+    """Per document row of the segment: deleted in the generation ``entry`` belongs to."""
+    deleted = np.zeros(entry.documents, dtype=bool)
+    if not entry.deleted:
+        return deleted
     try:
         rows = np.load(index_dir / entry.deleted, allow_pickle=False)
     except FileNotFoundError:
@@ -448,4 +489,4 @@ def live_rows(
             f"cannot read {index_dir / entry.deleted} ({exc})", "run `findling verify`"
         ) from exc
     deleted[rows] = True
-    return deleted, ~deleted[sentences["doc"]]
+    return deleted

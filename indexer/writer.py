@@ -109,6 +109,9 @@ class GenerationWriter:
         self._segments = {p.segment.name: p.segment for p in base.parts} if base else {}
         self._deleted = {p.segment.name: p.deleted for p in base.parts} if base else {}
         self._changed: set[str] = set()  # segments whose deletions this generation changes
+        # sentences of the documents delete() marked, per segment (not counted again at finish)
+        self._deleted_sentences: dict[str, int] = {}
+        self._counted = {e.name: e.deleted_sentences for e in self.entries}
         self._written: list[Path] = []  # folders and files this writer made, until committed
         self._adopted: list[tuple[Path, Path]] = []  # (segment, the stage it was) until then
 
@@ -117,11 +120,16 @@ class GenerationWriter:
         if self.base is None or not ids:
             return
         for located in self.base.locate(sorted(ids)).values():
-            name = self.base.parts[located.part].segment.name
+            segment = self.base.parts[located.part].segment
+            name = segment.name
             if name not in self._changed:
                 self._deleted[name] = self._deleted[name].copy()
                 self._changed.add(name)
-            self._deleted[name][located.row] = True
+                self._deleted_sentences.setdefault(name, 0)
+            if not self._deleted[name][located.row]:
+                self._deleted[name][located.row] = True
+                if name in self._deleted_sentences:
+                    self._deleted_sentences[name] += segment.sentence_range(located.row)[1]
 
     def add(
         self,
@@ -161,6 +169,7 @@ class GenerationWriter:
         if deleted.any():
             self._deleted[name] = np.asarray(deleted, dtype=bool).copy()
             self._changed.add(name)
+            self._deleted_sentences.pop(name, None)  # counted from the mask at finish
 
     def merge(self, policy: MergePolicy, most: int | None = None) -> int:
         """Run the merges ``policy`` asks for (at most ``most``); returns how many ran."""
@@ -240,7 +249,10 @@ class GenerationWriter:
         for entry in self.entries:
             if entry.name in self._changed:
                 deleted = self._deleted[entry.name]
-                sentences = int(deleted[self._segments[entry.name].sentences["doc"]].sum())
+                if entry.name in self._deleted_sentences:  # a few documents: counted as marked
+                    sentences = self._counted[entry.name] + self._deleted_sentences[entry.name]
+                else:
+                    sentences = int(deleted[self._segments[entry.name].sentences["doc"]].sum())
                 entry = replace(
                     entry,
                     deleted_documents=int(deleted.sum()),

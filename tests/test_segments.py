@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from indexer.documents import Document
+from indexer.lexical import live_totals
 from indexer.merging import MergePolicy
 from indexer.model.embedder import HashingEmbedder
 from indexer.options import SearchOptions
 from indexer.service import SearchService
+from indexer.snapshot import SegmentCache, Snapshot
 from tests.helpers import WORDS_DE, WORDS_EN, assert_same_results, random_document
 
 # small tiers, so that this small collection merges many times while it grows
@@ -68,6 +70,40 @@ def test_a_collection_grown_in_small_steps_equals_one_built_at_once(tmp_path: Pa
             assert_same_results(grown, once, query, mode, chosen)
             compared += 1
     assert compared == 600
+
+
+def _assert_opened_afresh(service: SearchService) -> None:
+    patched = service._current()  # opened from the generation before it
+    fresh = Snapshot.open(service.index_dir, SegmentCache())
+    assert [p.entry for p in patched.parts] == [p.entry for p in fresh.parts]
+    for a, b in zip(patched.parts, fresh.parts, strict=True):
+        np.testing.assert_array_equal(a.deleted, b.deleted)
+        np.testing.assert_array_equal(a.live, b.live)
+        assert a.totals == b.totals == live_totals([(b.segment.postings, b.live)])
+        assert a.entry.deleted_sentences == int((~b.live).sum())
+        assert a.entry.deleted_documents == int(b.deleted.sum())
+
+
+def test_a_generation_opened_from_the_last_one_equals_one_opened_afresh(tmp_path: Path) -> None:
+    """A write opens the next generation from the one before, applying only the deletions it
+    added (and counts the deleted sentences as it marks them): the same live sentences,
+    counts and BM25 totals as opening the generation from nothing, after every write."""
+    rng = random.Random(21)
+    service = _service(tmp_path / "c")
+    service.upsert([random_document(rng, n) for n in range(40)])
+    alive = set(range(40))
+    for step in range(30):
+        number = rng.randrange(80)
+        if step % 3 == 0 and alive:
+            number = rng.choice(sorted(alive))
+            service.delete([f"doc-{number:03d}"])
+            alive.discard(number)
+        else:  # a new document, or a new version of one
+            service.upsert([random_document(rng, number, version=step)])
+            alive.add(number)
+        _assert_opened_afresh(service)
+    service.optimize()
+    _assert_opened_afresh(service)
 
 
 def test_a_write_adds_a_segment_and_marks_deletions_without_rewriting(tmp_path: Path) -> None:
