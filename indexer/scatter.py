@@ -128,7 +128,11 @@ class ShardReader:
         with self._lock:
             if generation not in self._open:
                 manifest = read_manifest(self.folder / f"{generation}.json")
-                self._open[generation] = Snapshot.open(self.folder, self._cache, manifest)
+                # from the latest one open: a write's next generation costs what it changed
+                latest = next(reversed(self._open.values()), None)
+                self._open[generation] = Snapshot.open(
+                    self.folder, self._cache, manifest, previous=latest
+                )
                 while len(self._open) > OPEN_GENERATIONS:
                     self._open.pop(next(iter(self._open)))
                 self._cache.keep_only(set().union(*(s.segment_names for s in self._open.values())))

@@ -384,7 +384,7 @@ class SearchService:
         with self._read_lock:
             if self._snapshot is None or self._snapshot.generation != name:
                 previous = self._snapshot
-                self._snapshot = Snapshot.open(self.index_dir, self._segments, None, previous)
+                self._snapshot = Snapshot.open(self.index_dir, self._segments, previous=previous)
                 keep = self._snapshot.segment_names | (
                     previous.segment_names if previous else set()
                 )
