@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.defaults import DEFAULT_COLLECTION
+from indexer.documents import use_language_cache
 from indexer.errors import IndexNotFoundError, InvalidRequestError
 from indexer.generations import CURRENT, writer_lock
 from indexer.model.embedder import Embedder
@@ -91,6 +92,7 @@ class Catalog:
 
 def create_catalog(settings: Settings) -> Catalog:
     """All collections under the settings' index folder, sharing one (lazy) embedder."""
+    use_language_cache(settings.model_cache_dir)
     return Catalog(
         settings.index_dir, make_embedder(settings), SearchOptions.from_settings(settings)
     )

@@ -354,13 +354,16 @@ def search_command(
 
     from indexer.documents import load_language_identifier
 
-    # the language identifier loads (about a second, mostly decompression that releases the
-    # GIL) while the rest is imported and the index and model are opened
-    threading.Thread(target=load_language_identifier, daemon=True).start()
+    settings = _settings(index_dir, collection)
+    # the language identifier loads while the rest is imported and the index and model are
+    # opened (a first run also unpacks its model into the cache: about a second)
+    threading.Thread(
+        target=load_language_identifier, args=(settings.model_cache_dir,), daemon=True
+    ).start()
     from indexer.catalog import create_service
     from indexer.filters import parse_filters
 
-    service = create_service(_settings(index_dir, collection))
+    service = create_service(settings)
     where = parse_filters(filters or [])
     response = service.search(
         question, k, mode, where, offset=offset, min_score=min_score, group=group

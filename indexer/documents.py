@@ -415,24 +415,44 @@ def detect_language(text: str) -> str:
 
 _IDENTIFIER_LOCK = threading.Lock()
 _identifier: Any = None
+_language_cache: Path | None = None
+
+
+def use_language_cache(cache_dir: Path) -> None:
+    """Keep the language identifier's unpacked model in ``cache_dir`` (the model cache; set by
+    the edge that read the settings, before the first text is classified)."""
+    global _language_cache
+    _language_cache = cache_dir
 
 
 def _language_identifier() -> Any:
-    # loaded once (about half a second), under a lock: py3langid's own lazy loading is not
-    # guarded, and 32 threads of a server that wrote at once each loaded it (18 s)
+    # loaded once, under a lock: 32 threads of a server that wrote at once each loaded
+    # py3langid's model otherwise (18 s)
     global _identifier
     if _identifier is None:
         with _IDENTIFIER_LOCK:
             if _identifier is None:
-                import py3langid
+                from indexer.identifier import load_identifier
 
-                py3langid.classify("")
-                _identifier = py3langid
+                if _language_cache is None:
+                    from indexer.settings import default_model_cache
+
+                    use_language_cache(default_model_cache())
+                assert _language_cache is not None
+                _identifier = load_identifier(_language_cache)
     return _identifier
 
 
-def load_language_identifier() -> None:
-    """Load the language identifier now (servers do it at start), not on the first text."""
+def language_cache() -> Path | None:
+    """The folder :func:`use_language_cache` set (to hand on to worker processes)."""
+    return _language_cache
+
+
+def load_language_identifier(cache_dir: Path | None = None) -> None:
+    """Load the language identifier now (servers do it at start), not on the first text;
+    its model from ``cache_dir`` if given (see :func:`use_language_cache`)."""
+    if cache_dir is not None:
+        use_language_cache(cache_dir)
     _language_identifier()
 
 

@@ -15,8 +15,16 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from indexer.documents import Document, Sentence, split_document, with_language
+from indexer.documents import (
+    Document,
+    Sentence,
+    language_cache,
+    split_document,
+    use_language_cache,
+    with_language,
+)
 from indexer.lexical import analyze
 
 # worth starting workers (about a second) above this many characters (about 8,000 sentences)
@@ -51,7 +59,10 @@ def prepared(documents: Sequence[Document], workers: int | None = None) -> Itera
     # server) could hand a worker a lock some thread held
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_ignore_interrupts
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(language_cache(),),
     ) as pool:
         pending: deque[Future[list[Prepared]]] = deque()
         ahead = 2 * workers  # bounded: results wait in memory until the caller takes them
@@ -63,9 +74,11 @@ def prepared(documents: Sequence[Document], workers: int | None = None) -> Itera
             yield from pending.popleft().result()
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(cache_dir: Path | None) -> None:
     # Ctrl-C reaches the whole process group; the parent reports it, the workers just stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cache_dir is not None:  # the language model where the parent keeps it
+        use_language_cache(cache_dir)
 
 
 def _prepare_all(documents: list[Document]) -> list[Prepared]:

@@ -13,7 +13,8 @@ from indexer import defaults
 from indexer.defaults import Mode, Quantize, RecipeKind
 
 
-def _default_model_cache() -> Path:
+def default_model_cache() -> Path:
+    """The model cache when FINDLING_MODEL_CACHE_DIR does not name one."""
     return Path(user_cache_dir("findling")) / "models"
 
 
@@ -33,8 +34,11 @@ class Settings(BaseSettings):
         ),
     )
     model_cache_dir: Path = Field(
-        default_factory=_default_model_cache,
-        description="Where the converted default model folder is cached.",
+        default_factory=default_model_cache,
+        description=(
+            "Where the converted default model folder (and the language identifier's unpacked "
+            "model) is cached."
+        ),
     )
     collection: str = Field(
         default=defaults.DEFAULT_COLLECTION,
