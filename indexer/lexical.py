@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,11 @@ class Postings:
             np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32),
         )
 
+    @cached_property
+    def shortest(self) -> int:
+        """The fewest terms of any row (an upper bound of BM25 needs it)."""
+        return int(self.lengths.min(initial=1))
+
     def save(self, folder: Path) -> None:
         """Plain .npy files (no pickle) named ``postings-<part>.npy`` in ``folder``."""
         for name in _FILES:
@@ -215,20 +220,81 @@ class Statistics:
 
 
 @dataclass(frozen=True)
-class LexicalScores:
-    """BM25 of a query over every segment: one score array per segment (0 where no term
-    matches), and the score of an average-length sentence holding every query term once,
-    counting terms the collection does not know at their highest weight."""
+class RowScores:
+    """One segment's BM25 scores where they are above 0: the rows, ascending, and their
+    scores. Only sentences sharing a term with the query are held, so a query on a segment of
+    a million sentences costs what its terms match, not a pass over every sentence."""
 
-    scores: list[np.ndarray]
-    full: float
+    rows: np.ndarray  # int64, ascending
+    values: np.ndarray  # float32, each > 0
+    size: int  # the segment's rows
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """The scores of ``rows`` (0 for a row no query term matches)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(self.rows):
+            return np.zeros(len(rows), dtype=np.float32)
+        where = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        found = self.rows[where] == rows
+        return np.where(found, self.values[where], np.float32(0)).astype(np.float32)
+
+    def dense(self) -> np.ndarray:
+        """Every row's score (0 where no term matches)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        out[self.rows] = self.values
+        return out
+
+    def scaled(self, scale: float) -> RowScores:
+        return RowScores(self.rows, self.values / scale, self.size)
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One query term as BM25 weighs it: ``weight`` (its repeats times its idf) and, per
+    segment, the live rows holding it (ascending) with their term counts."""
+
+    weight: np.float32
+    found: list[tuple[np.ndarray, np.ndarray]]
 
     @property
-    def best(self) -> float:
-        """The highest score of any sentence (0 if none matches)."""
-        return max((float(s.max(initial=0.0)) for s in self.scores), default=0.0)
+    def matched(self) -> int:
+        return sum(len(rows) for rows, _ in self.found)
 
-    def normalised(self) -> list[np.ndarray]:
+
+class LexicalScores:
+    """BM25 of a query over every segment, computed where it is asked for.
+
+    ``full`` is the score of an average-length sentence holding every query term once,
+    counting terms the collection does not know at their highest weight. :meth:`matches`
+    gives the sentences that can rank among the best (scoring only what can, see there),
+    :meth:`at` the score of any sentence, :attr:`scores` every matching sentence's.
+    """
+
+    def __init__(self, terms: list[_Term], segments: Segments, average: float, full: float) -> None:
+        self.terms = terms  # in the query's order, which is the order scores are summed in
+        self.segments = segments
+        self.average = average
+        self.full = full
+
+    @cached_property
+    def scores(self) -> list[RowScores]:
+        """Every live sentence sharing a term with the query, segment by segment."""
+        out = []
+        for i, (postings, _) in enumerate(self.segments):
+            parts = [
+                (t.found[i][0], self._contribution(t, i, *t.found[i]))
+                for t in self.terms
+                if len(t.found[i][0])
+            ]
+            out.append(_summed(parts, len(postings.lengths)))
+        return out
+
+    @cached_property
+    def best(self) -> float:
+        """The highest score of any live sentence (0 if none matches)."""
+        return max((float(s.values.max(initial=0.0)) for s in self.matches(1)), default=0.0)
+
+    def normalised(self) -> list[RowScores]:
         """Scores as the share of the query they match, in [0, 1], in BM25's own order.
 
         Dividing by the query's full score rather than by its best hit keeps weak evidence weak:
@@ -237,8 +303,126 @@ class LexicalScores:
         question, and paragraph MRR@10 on XQuAD dev stays within 0.003, better at sentence level).
         A hit above the full score (repeated words, a short sentence) sets the scale instead.
         """
-        scale = lexical_scale(self.full, self.best)
-        return [s / scale for s in self.scores] if scale > 0 else self.scores
+        scale = self.scale
+        return [s.scaled(scale) for s in self.scores] if scale > 0 else self.scores
+
+    @property
+    def scale(self) -> float:
+        """What :meth:`normalised` divides by (0: nothing to divide)."""
+        return lexical_scale(self.full, self.best)
+
+    def dense(self) -> list[np.ndarray]:
+        """Every row's score, segment by segment (0 where no term matches)."""
+        return [s.dense() for s in self.scores]
+
+    def at(self, segment: int, rows: np.ndarray) -> np.ndarray:
+        """The scores of ``rows`` of a segment (0 for a row no query term matches), as
+        :attr:`scores` holds them, to the last bit."""
+        rows = np.asarray(rows, dtype=np.int64)
+        values = np.zeros(len(rows), dtype=np.float32)
+        for term in self.terms:
+            term_rows, counts = term.found[segment]
+            if not len(term_rows) or not len(rows):
+                continue
+            where = np.minimum(np.searchsorted(term_rows, rows), len(term_rows) - 1)
+            hit = np.flatnonzero(term_rows[where] == rows)
+            if len(hit):
+                chosen = where[hit]
+                values[hit] += self._contribution(term, segment, term_rows[chosen], counts[chosen])
+        return values
+
+    def matches(
+        self, depth: int, allowed: Sequence[np.ndarray] | None = None, margin: float = 0.0
+    ) -> list[RowScores]:
+        """Segment by segment, the allowed sentences sharing a term with the query among which
+        are all that score at least (1 - ``margin``) times the ``depth``-th best score: the
+        best ``depth``, their ties and near ties, with their exact scores.
+
+        Terms are taken rarest first, their sentences scored exactly (every query term looked
+        up); once the terms not taken yet could not lift a sentence that holds none of the
+        taken ones to that score even together (MaxScore, as Lucene prunes), the rest of their
+        sentences cannot rank and are never scored. A query of common words only (or asking
+        for very many) is scored over all matches, as :attr:`scores` does.
+        """
+        terms = sorted(
+            (t for t in self.terms if t.matched), key=lambda t: t.matched
+        )  # rarest first
+        if depth <= 0 or not terms or "scores" in self.__dict__:
+            return self._found(_allowed(self.scores, allowed), allowed)
+        size = sum(len(p.lengths) for p, _ in self.segments)
+        bounds = [self._bound(t) for t in terms]
+        remaining = float(sum(bounds))
+        taken: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self.segments]
+        seen = 0
+        for term, bound in zip(terms, bounds, strict=True):
+            if seen + term.matched > PRUNED_SHARE * size:
+                # summing whole lists costs less now
+                return self._found(_allowed(self.scores, allowed), allowed)
+            for i, (rows, _) in enumerate(term.found):
+                if allowed is not None:
+                    rows = rows[allowed[i][rows]]
+                known = [r for r, _ in taken[i]]
+                if known and len(rows):
+                    rows = rows[~np.isin(rows, np.concatenate(known), assume_unique=True)]
+                if len(rows):
+                    taken[i].append((rows.astype(np.int64), self.at(i, rows)))
+            seen += term.matched
+            remaining -= bound
+            values = np.concatenate([v for part in taken for _, v in part] or [np.zeros(0)])
+            if len(values) >= depth:
+                kth = float(np.partition(values, len(values) - depth)[len(values) - depth])
+                if remaining * (1 + BOUND_SLACK) < kth * (1 - margin):
+                    break
+        out = []
+        for i, (postings, _) in enumerate(self.segments):
+            rows = np.concatenate([r for r, _ in taken[i]] or [np.zeros(0, dtype=np.int64)])
+            values = np.concatenate([v for _, v in taken[i]] or [np.zeros(0, dtype=np.float32)])
+            order = np.argsort(rows, kind="stable")
+            out.append(RowScores(rows[order], values[order], len(postings.lengths)))
+        return self._found(out, allowed)
+
+    def _found(
+        self, matches: list[RowScores], allowed: Sequence[np.ndarray] | None
+    ) -> list[RowScores]:
+        if allowed is None:  # the best of all is among them: no second pass for it
+            self.__dict__["best"] = max(
+                (float(m.values.max(initial=0.0)) for m in matches), default=0.0
+            )
+        return matches
+
+    def _contribution(
+        self, term: _Term, segment: int, rows: np.ndarray, counts: np.ndarray
+    ) -> np.ndarray:
+        tf = counts.astype(np.float32)
+        lengths = self.segments[segment][0].lengths[rows]
+        norm = K1 * (1 - B + B * lengths / self.average)
+        return term.weight * tf / (tf + norm)
+
+    def _bound(self, term: _Term) -> float:
+        """No sentence gets more than this from ``term``: its highest count in the shortest
+        sentence of the segment."""
+        bound = 0.0
+        for (postings, _), (rows, counts) in zip(self.segments, term.found, strict=True):
+            if len(rows):
+                tf = float(counts.max())
+                norm = K1 * (1 - B + B * postings.shortest / self.average)
+                bound = max(bound, float(term.weight) * tf / (tf + norm))
+        return bound
+
+
+def _allowed(scores: list[RowScores], allowed: Sequence[np.ndarray] | None) -> list[RowScores]:
+    if allowed is None:
+        return scores
+    out = []
+    for part, mask in zip(scores, allowed, strict=True):
+        kept = mask[part.rows]
+        out.append(RowScores(part.rows[kept], part.values[kept], part.size))
+    return out
+
+
+def scaled(scores: np.ndarray, scale: float) -> np.ndarray:
+    """BM25 as a share of the query, as LexicalScores.normalised computes it."""
+    return scores / scale if scale > 0 else scores
 
 
 def lexical_scale(full: float, best: float) -> float:
@@ -247,7 +431,17 @@ def lexical_scale(full: float, best: float) -> float:
     return max(full, best)
 
 
-Segments = Sequence[tuple[Postings, np.ndarray]]  # (postings, live rows mask) of each segment
+# (postings, live rows mask) of each segment; None for a segment with nothing deleted
+Segments = Sequence[tuple[Postings, np.ndarray | None]]
+# a segment whose query terms match more than this share of its rows is summed in one array
+# of all its rows; fewer matches are summed over just the matched rows
+DENSE_SHARE = 1 / 16
+# pruning (LexicalScores.matches) gives up, and scores every match, once the rows it would
+# score reach this share of the collection: looking terms up row by row costs more than
+# summing whole lists then
+PRUNED_SHARE = 1 / 16
+# the bounds pruning compares are float64 sums, the scores float32 ones: room for rounding
+BOUND_SLACK = 1e-4
 
 
 def _matches(segments: Segments, key: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -255,15 +449,20 @@ def _matches(segments: Segments, key: int) -> list[tuple[np.ndarray, np.ndarray]
     found = []
     for postings, live in segments:
         rows, counts = postings.find(key)
-        kept = live[rows]
-        found.append((rows[kept], counts[kept]))
+        if live is not None:
+            kept = live[rows]
+            rows, counts = rows[kept], counts[kept]
+        found.append((rows, counts))
     return found
 
 
 def live_totals(segments: Segments) -> tuple[int, int]:
     """The live rows of ``segments`` and their total length (in terms)."""
-    rows = sum(int(live.sum()) for _, live in segments)
-    length = sum(int(p.lengths[live].sum(dtype=np.int64)) for p, live in segments)
+    rows = sum(len(p.lengths) if live is None else int(live.sum()) for p, live in segments)
+    length = sum(
+        int((p.lengths if live is None else p.lengths[live]).sum(dtype=np.int64))
+        for p, live in segments
+    )
     return rows, length
 
 
@@ -293,11 +492,10 @@ def bm25(
         live_rows, total_length = collection.rows, collection.length
     else:
         live_rows, total_length = totals or live_totals(segments)
-    scores = [np.zeros(len(live), dtype=np.float32) for _, live in segments]
     if live_rows == 0:
-        return LexicalScores(scores, 0.0)
-    average = total_length / live_rows
+        return LexicalScores([], segments, 1.0, 0.0)
     full = 0.0
+    terms = []
     for term, repeats in Counter(query_terms).items():
         found = _matches(segments, term_key(term))
         frequency = (
@@ -307,12 +505,42 @@ def bm25(
         )
         idf = math.log(1 + (live_rows - frequency + 0.5) / (frequency + 0.5))
         full += repeats * idf / (1 + K1)  # tf 1 at average length: tf / (tf + K1)
-        if frequency == 0:
-            continue
-        for (postings, _), (rows, counts), row_scores in zip(segments, found, scores, strict=True):
-            if not len(rows):
-                continue
-            tf = counts.astype(np.float32)
-            norm = K1 * (1 - B + B * postings.lengths[rows] / average)
-            row_scores[rows] += np.float32(repeats * idf) * tf / (tf + norm)
-    return LexicalScores(scores, full)
+        if frequency:
+            terms.append(_Term(np.float32(repeats * idf), found))
+    return LexicalScores(terms, segments, total_length / live_rows, full)
+
+
+def _summed(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> RowScores:
+    """The sum per row of each term's (rows, contributions), added in the query's term order
+    into float32, as one array of every row would add them (so either way gives the same
+    scores to the last bit)."""
+    if not parts:
+        return RowScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), size)
+    if len(parts) == 1:
+        rows, contribution = parts[0]
+        return RowScores(rows.astype(np.int64), contribution.astype(np.float32), size)
+    if sum(len(rows) for rows, _ in parts) > size * DENSE_SHARE:
+        every = np.zeros(size, dtype=np.float32)
+        for rows, contribution in parts:
+            every[rows] += contribution
+        # each contribution is above 0; (a comparison, then a boolean nonzero: 8x faster
+        # than nonzero over floats)
+        matched = np.flatnonzero(every > 0)
+        return RowScores(matched, every[matched], size)
+    matched = _union([rows for rows, _ in parts])
+    values = np.zeros(len(matched), dtype=np.float32)
+    for rows, contribution in parts:
+        values[np.searchsorted(matched, rows)] += contribution
+    return RowScores(matched, values, size)
+
+
+def _union(arrays: list[np.ndarray]) -> np.ndarray:
+    """The distinct values of the arrays, ascending, as int64 (np.unique hashes first: 16x
+    slower on a few thousand rows, measured with numpy 2.3)."""
+    values = np.sort(np.concatenate(arrays).astype(np.int64))
+    if not len(values):
+        return values
+    first = np.empty(len(values), dtype=bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return values[first]

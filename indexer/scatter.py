@@ -43,7 +43,17 @@ from indexer.errors import InvalidRequestError, ModelMismatchError, ShardUnavail
 from indexer.filters import check_filters
 from indexer.fsutil import mapped
 from indexer.generations import current_manifest, current_name
-from indexer.lexical import Postings, Statistics, analyze, lexical_scale, live_totals, statistics
+from indexer.lexical import (
+    LexicalScores,
+    Postings,
+    Segments,
+    Statistics,
+    analyze,
+    lexical_scale,
+    live_totals,
+    scaled,
+    statistics,
+)
 from indexer.manifest import Manifest, read_manifest
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
@@ -149,21 +159,21 @@ class ShardReader:
         dense_top, dense_scores = empty
         lexical_top, lexical_scores = empty
         best = full = 0.0
-        raw: list[np.ndarray] = []
+        scored: LexicalScores | None = None
         if query.vector is not None:
             dense_top, dense_scores = snapshot.dense_scored(query.vector, query.depth, allowed)
         if query.collection is not None:
             scored = snapshot.lexical(query.terms, query.collection)
-            raw, best, full = scored.scores, scored.best, scored.full
-            lexical_top, lexical_scores = _lexical_top(raw, query.depth, allowed)
+            lexical_top, lexical_scores = _lexical_top(scored, query.depth, allowed)
+            best, full = scored.best, scored.full
         addresses = np.unique(np.concatenate([dense_top, lexical_top]))
         keys = snapshot.keys(addresses)
         dense = None if query.vector is None else snapshot.vectors(addresses) @ query.vector
-        lexical = None if query.collection is None else snapshot.gather(raw, addresses)
+        lexical = None if scored is None else snapshot.gather(scored, addresses)
         languages = snapshot.languages(addresses)
-        scaled = None if lexical is None else _scaled(lexical, lexical_scale(full, best))
+        share = None if lexical is None else scaled(lexical, lexical_scale(full, best))
         same = np.array([language == query.language for language in languages], dtype=bool)
-        ranked = fuse(query.mode, addresses, dense, scaled, same, query.fusion)
+        ranked = fuse(query.mode, addresses, dense, share, same, query.fusion)
         # (part, document, paragraph) of each candidate, as snapshot.paragraph_key gives it
         key_of = dict(
             zip(
@@ -204,11 +214,11 @@ class ShardReader:
 
 
 def _lexical_top(
-    scores: Sequence[np.ndarray], depth: int, allowed: Sequence[np.ndarray] | None
+    scored: LexicalScores, depth: int, allowed: Sequence[np.ndarray] | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``depth`` BM25 scores above 0 (as Snapshot.lexical_top picks them), and the
     scores just below the last one (see TIE_MARGIN)."""
-    addresses, values = lexical_matches(scores, allowed)
+    addresses, values = lexical_matches(scored.matches(depth, allowed, TIE_MARGIN))
     top, top_scores = best_scored(addresses, values, depth)
     if len(top) < depth:
         return top, top_scores
@@ -299,7 +309,7 @@ class CollectionStatistics:
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
-        self._open: dict[str, tuple[str, list[tuple[Postings, np.ndarray]], tuple[int, int]]] = {}
+        self._open: dict[str, tuple[str, Segments, tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
     def count(self, view: Manifest, terms: Sequence[str]) -> Statistics:
@@ -310,18 +320,18 @@ class CollectionStatistics:
             total = total + statistics(segments, terms, totals)
         return total
 
-    def _segments(
-        self, shard: str, generation: str
-    ) -> tuple[list[tuple[Postings, np.ndarray]], tuple[int, int]]:
+    def _segments(self, shard: str, generation: str) -> tuple[Segments, tuple[int, int]]:
         with self._lock:
             known = self._open.get(shard)
             if known is None or known[0] != generation:
                 folder = self.index_dir / shard
                 manifest = read_manifest(folder / f"{generation}.json")
-                segments = []
+                segments: list[tuple[Postings, np.ndarray | None]] = []
                 for entry in manifest.segments:
-                    sentences = mapped(folder / entry.name / SENTENCES)
-                    live = live_rows(folder, entry, sentences)[1]
+                    live = None  # nothing deleted: every row of a term is counted
+                    if entry.deleted is not None:
+                        sentences = mapped(folder / entry.name / SENTENCES)
+                        live = live_rows(folder, entry, sentences)[1]
                     segments.append((Postings.load(folder / entry.name), live))
                 known = (generation, segments, live_totals(segments))
                 self._open[shard] = known
@@ -403,7 +413,7 @@ class ShardedSearch:
         )
         if request.mode in ("bm25", "hybrid"):
             tops = [self._global(s, proposals[s].lexical_top) for s in shards]
-            values = [_scaled(proposals[s].lexical_scores, scale) for s in shards]
+            values = [scaled(proposals[s].lexical_scores, scale) for s in shards]
             found.append(best_scored(tops, values, request.depth)[0])
         candidates = np.unique(np.concatenate(found))
         # every candidate was proposed by one shard: look its values up there
@@ -424,7 +434,7 @@ class ShardedSearch:
         if request.mode in ("dense", "hybrid"):
             dense = column(lambda p: p.dense)
         if request.mode in ("bm25", "hybrid"):
-            lexical = _scaled(column(lambda p: p.lexical), scale)
+            lexical = scaled(column(lambda p: p.lexical), scale)
         languages = [proposals[shards[owner[p]]].languages[index[p]] for p in at]
         same = np.array([lang == request.language for lang in languages], dtype=bool)
         ranked = fuse(request.mode, candidates, dense, lexical, same, self.fusion)
@@ -473,11 +483,6 @@ class ShardedSearch:
         first = request.selection.offset + 1
         ranks = {r: first + i for i, r in enumerate(sorted({h.rank for h in hits}))}
         return [_renumbered(hit, ranks[hit.rank]) for hit in hits]
-
-
-def _scaled(scores: np.ndarray, scale: float) -> np.ndarray:
-    """BM25 as a share of the query, as LexicalScores.normalised computes it."""
-    return scores / scale if scale > 0 else scores
 
 
 def _renumbered(hit: Hit, rank: int) -> Hit:

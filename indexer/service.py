@@ -41,7 +41,7 @@ from indexer.generations import (
     prune,
     writer_lock,
 )
-from indexer.lexical import Postings, analyze
+from indexer.lexical import Postings, analyze, scaled
 from indexer.manifest import Manifest
 from indexer.merging import OPTIMIZE, MergePolicy
 from indexer.model.embedder import Embedder
@@ -567,13 +567,13 @@ class SearchService:
             query_vector = snapshot.recipe.query_vector(self.embedder, query, language)
             found.append(snapshot.dense(query_vector, depth, allowed))
         if mode in ("bm25", "hybrid"):
-            normalised = snapshot.lexical(analyze(query, language)).normalised()
-            found.append(snapshot.lexical_top(normalised, depth, allowed))
+            scored = snapshot.lexical(analyze(query, language))
+            found.append(snapshot.lexical_top(scored, depth, allowed))
         candidates = np.unique(np.concatenate(found))
         if mode in ("dense", "hybrid"):
             dense = snapshot.vectors(candidates) @ query_vector
         if mode in ("bm25", "hybrid"):
-            lexical = snapshot.gather(normalised, candidates)
+            lexical = scaled(snapshot.gather(scored, candidates), scored.scale)
         same = np.array([lang == language for lang in snapshot.languages(candidates)], dtype=bool)
         return fuse(mode, candidates, dense, lexical, same, self.options.fusion)
 

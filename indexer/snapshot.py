@@ -22,7 +22,15 @@ from indexer.errors import IndexCorruptError
 from indexer.filters import parse_filter, segment_filter
 from indexer.formats import page_of
 from indexer.generations import current_manifest
-from indexer.lexical import LexicalScores, Postings, Statistics, bm25, live_totals, statistics
+from indexer.lexical import (
+    LexicalScores,
+    Postings,
+    RowScores,
+    Statistics,
+    bm25,
+    live_totals,
+    statistics,
+)
 from indexer.manifest import Manifest, SegmentEntry
 from indexer.ranking import SCORE_DIGITS, Scored
 from indexer.recipe import VectorRecipe
@@ -166,14 +174,17 @@ class Snapshot:
     def _totals(self) -> tuple[int, int]:
         return sum(p.totals[0] for p in self.parts), sum(p.totals[1] for p in self.parts)
 
-    def _postings(self) -> list[tuple[Postings, np.ndarray]]:
-        return [(p.segment.postings, p.live) for p in self.parts]
+    def _postings(self) -> list[tuple[Postings, np.ndarray | None]]:
+        # a segment with nothing deleted needs no mask: its terms' rows are all live
+        return [
+            (p.segment.postings, None if p.entry.deleted is None else p.live) for p in self.parts
+        ]
 
     def lexical_top(
-        self, normalised: Sequence[np.ndarray], depth: int, allowed: Sequence[np.ndarray] | None
+        self, scored: LexicalScores, depth: int, allowed: Sequence[np.ndarray] | None
     ) -> np.ndarray:
         """Addresses of the ``depth`` best lexical scores (above 0), best first."""
-        return _best(*lexical_matches(normalised, allowed), depth)
+        return _best(*lexical_matches(scored.matches(depth, allowed)), depth)
 
     def vectors(self, addresses: np.ndarray) -> np.ndarray:
         """The stored vectors of sentence addresses, in order."""
@@ -184,13 +195,13 @@ class Snapshot:
             out[here] = self.parts[int(i)].segment.store.vectors(rows[here])
         return out
 
-    def gather(self, per_part: Sequence[np.ndarray], addresses: np.ndarray) -> np.ndarray:
-        """Values of a per-row array of each part at the given addresses."""
+    def gather(self, scored: LexicalScores, addresses: np.ndarray) -> np.ndarray:
+        """The BM25 scores of sentence addresses, in order (0 where no query term matches)."""
         parts, rows = split_addresses(addresses)
         out = np.empty(len(addresses), dtype=np.float32)
         for i in np.unique(parts):
             here = parts == i
-            out[here] = per_part[int(i)][rows[here]]
+            out[here] = scored.at(int(i), rows[here])
         return out
 
     def languages(self, addresses: np.ndarray) -> list[str]:
@@ -395,20 +406,10 @@ def _same_paragraph(sentences: np.ndarray, row: int, of: int) -> bool:
     return bool(a["doc"] == b["doc"] and a["paragraph"] == b["paragraph"])
 
 
-def lexical_matches(
-    scores: Sequence[np.ndarray], allowed: Sequence[np.ndarray] | None
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The addresses and scores of the allowed sentences scoring above 0, part by part."""
-    addresses, values = [], []
-    for i, part_scores in enumerate(scores):
-        # only sentences sharing a term can rank; sorting just those keeps a query on a
-        # million-sentence index from sorting a million scores
-        matched = np.flatnonzero(part_scores > 0)
-        if allowed is not None:
-            matched = matched[allowed[i][matched]]
-        addresses.append((i << ROW_BITS) | matched)
-        values.append(part_scores[matched])
-    return addresses, values
+def lexical_matches(scores: Sequence[RowScores]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The addresses and scores of sentences scoring above 0, part by part."""
+    addresses = [(i << ROW_BITS) | part.rows for i, part in enumerate(scores)]
+    return addresses, [part.values for part in scores]
 
 
 def _best(addresses: list[np.ndarray], scores: list[np.ndarray], depth: int) -> np.ndarray:

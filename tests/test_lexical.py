@@ -71,13 +71,17 @@ def test_bm25_scores_and_round_trip(tmp_path: Path) -> None:
     postings = _postings(
         ["Der Rhein fließt durch Köln.", "Pasta in salted water.", "Köln liegt am Rhein, Köln!"]
     )
-    scores = _bm25([(postings, _everything(postings))], "Köln").scores[0]
+    scores = _bm25([(postings, _everything(postings))], "Köln").dense()[0]
     assert scores[1] == 0 and scores[2] > scores[0] > 0
-    assert 0.5 < _bm25([(postings, _everything(postings))], "Köln").normalised()[0].max() <= 1.0
-    assert not _bm25([(postings, _everything(postings))], "Zebra").scores[0].any()
+    assert (
+        0.5
+        < _bm25([(postings, _everything(postings))], "Köln").normalised()[0].dense().max()
+        <= 1.0
+    )
+    assert not _bm25([(postings, _everything(postings))], "Zebra").dense()[0].any()
     postings.save(tmp_path)
     again = Postings.load(tmp_path)
-    np.testing.assert_allclose(_bm25([(again, _everything(again))], "Köln").scores[0], scores)
+    np.testing.assert_allclose(_bm25([(again, _everything(again))], "Köln").dense()[0], scores)
 
 
 def test_bm25_agrees_with_bm25s_on_one_segment() -> None:
@@ -95,7 +99,7 @@ def test_bm25_agrees_with_bm25s_on_one_segment() -> None:
     for _ in range(50):
         query = analyze(" ".join(rng.choices(words, k=rng.randint(1, 4))), "de")
         known = [t for t in query if t in retriever.vocab_dict]
-        ours = bm25([(postings, _everything(postings))], query).scores[0]
+        ours = bm25([(postings, _everything(postings))], query).dense()[0]
         theirs = retriever.get_scores(known) if known else np.zeros(len(texts))
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
@@ -114,11 +118,11 @@ def test_statistics_are_the_collections_not_a_segments() -> None:
     for query in ("wort1 wort2", "wort3 wort3 wort7", "wort39 zebra"):
         split = _bm25(parts, query)
         alone = _bm25([(whole, _everything(whole))], query)
-        live = np.concatenate([s[m] for s, (_, m) in zip(split.scores, parts, strict=True)])
-        np.testing.assert_allclose(live, alone.scores[0], rtol=1e-5, atol=1e-6)
+        live = np.concatenate([s[m] for s, (_, m) in zip(split.dense(), parts, strict=True)])
+        np.testing.assert_allclose(live, alone.dense()[0], rtol=1e-5, atol=1e-6)
         assert split.full == pytest.approx(alone.full)
         # deleted rows score nothing
-        assert all(not s[~m].any() for s, (_, m) in zip(split.scores, parts, strict=True))
+        assert all(not s[~m].any() for s, (_, m) in zip(split.dense(), parts, strict=True))
 
 
 def test_merged_postings_equal_postings_built_at_once() -> None:
@@ -143,12 +147,14 @@ def test_a_common_word_alone_is_weak_lexical_evidence() -> None:
         ]
     )
     every = [(postings, _everything(postings))]
-    weak = _bm25(every, "Wie viel Geld gibt Großbritannien der Ukraine?").normalised()[0]
+    weak = _bm25(every, "Wie viel Geld gibt Großbritannien der Ukraine?").normalised()[0].dense()
     assert 0 < weak.max() < 0.3
-    strong = _bm25(every, "Millionen Pfund Hilfe").normalised()[0]
+    strong = _bm25(every, "Millionen Pfund Hilfe").normalised()[0].dense()
     assert strong.argmax() == 2 and strong.max() > 0.7  # all three words, a longer sentence
     ranked = _bm25(every, "Ukraine Russland")
-    assert ranked.normalised()[0].argmax() == ranked.scores[0].argmax()  # order is BM25's own
+    assert (
+        ranked.normalised()[0].dense().argmax() == ranked.dense()[0].argmax()
+    )  # order is BM25's own
 
 
 def test_damaged_postings_are_reported_and_missing_ones_retried(tmp_path: Path) -> None:
@@ -204,3 +210,82 @@ def test_a_calibration_maps_scores_to_probabilities_for_its_own_model_only() -> 
     shipped = calibration()  # the fit for the default model, in the package
     assert shipped is not None and shipped.model == "multilingual-e5-small"
     assert set(shipped.modes) == {"hybrid", "dense"}
+
+
+@pytest.mark.parametrize("deleted_share", [0.0, 0.3])
+def test_summing_over_matched_rows_equals_summing_over_every_row(
+    monkeypatch: pytest.MonkeyPatch, deleted_share: float
+) -> None:
+    """Scores are summed over just the matched rows, or in one array of every row when a
+    query's terms match many; both give the same scores to the last bit."""
+    import indexer.lexical as lexical
+
+    rng = random.Random(11)
+    words = [f"wort{i}" for i in range(30)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(400)]
+    parts: list[tuple[Postings, np.ndarray | None]] = []
+    for begin, end in [(0, 150), (150, 160), (160, 400)]:
+        postings = _postings(texts[begin:end])
+        live = np.array([rng.random() >= deleted_share for _ in range(end - begin)])
+        parts.append((postings, live if deleted_share else None))
+    for _ in range(40):
+        query = analyze(" ".join(rng.choices([*words, "zebra"], k=rng.randint(1, 5))), "de")
+        monkeypatch.setattr(lexical, "DENSE_SHARE", 0.0)  # always one array of every row
+        every = bm25(parts, query)
+        monkeypatch.setattr(lexical, "DENSE_SHARE", float("inf"))  # always the matched rows
+        matched = bm25(parts, query)
+        for a, b in zip(every.scores, matched.scores, strict=True):
+            np.testing.assert_array_equal(a.rows, b.rows)
+            np.testing.assert_array_equal(a.values, b.values)
+            assert (a.values > 0).all()
+            rows = np.arange(a.size)
+            np.testing.assert_array_equal(a.at(rows), a.dense())
+
+
+@pytest.mark.parametrize("deleted_share", [0.0, 0.3])
+def test_pruned_matches_hold_every_sentence_that_can_rank_with_its_exact_score(
+    deleted_share: float,
+) -> None:
+    """Oracle for MaxScore pruning: against every match scored, the pruned matches hold all
+    allowed sentences scoring at least (1 - margin) times the depth-th best, no others than
+    allowed ones, each with the same score to the last bit; and the best score is the best of
+    all. Zipf-distributed words, so that rare and common query words meet and pruning works."""
+    rng = random.Random(17)
+    words = [f"wort{i}" for i in range(300)]
+    weights = [1 / (i + 1) for i in range(300)]
+    texts = [" ".join(rng.choices(words, weights, k=rng.randint(3, 15))) for _ in range(3000)]
+    parts: list[tuple[Postings, np.ndarray | None]] = []
+    for begin, end in [(0, 1000), (1000, 1100), (1100, 3000)]:
+        live = np.array([rng.random() >= deleted_share for _ in range(end - begin)])
+        parts.append((_postings(texts[begin:end]), live if deleted_share else None))
+    pruned = 0
+    for _ in range(300):
+        query = analyze(" ".join(rng.choices(words, k=rng.randint(1, 4))), "de")
+        depth, margin = rng.choice([1, 5, 20]), rng.choice([0.0, 1e-6, 0.1])
+        allowed = None
+        if rng.random() < 0.3:
+            allowed = [
+                (np.ones(len(p.lengths), bool) if live is None else live)
+                & (np.arange(len(p.lengths)) % 3 != 0)
+                for p, live in parts
+            ]
+        every = bm25(parts, query).scores
+        scored = bm25(parts, query)
+        got = scored.matches(depth, allowed, margin)
+        masks = allowed or [np.ones(e.size, bool) for e in every]
+        candidates = np.concatenate(
+            [e.values[m[e.rows]] for e, m in zip(every, masks, strict=True)]
+        )
+        best_of_all = max((float(e.values.max(initial=0)) for e in every), default=0.0)
+        assert scored.best == best_of_all
+        if not len(candidates):
+            assert not any(len(g.rows) for g in got)
+            continue
+        floor = float(np.sort(candidates)[::-1][min(depth, len(candidates)) - 1]) * (1 - margin)
+        for g, e, mask in zip(got, every, masks, strict=True):
+            np.testing.assert_array_equal(g.values, e.at(g.rows))
+            assert mask[g.rows].all() and (g.values > 0).all()
+            wanted = e.rows[(e.values >= floor) & mask[e.rows]]
+            assert np.isin(wanted, g.rows).all()
+        pruned += sum(len(g.rows) for g in got) < len(candidates)
+    assert pruned >= 50  # the pruning was exercised (67 of 300 here), not only the fallback
