@@ -15,7 +15,7 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -318,9 +318,23 @@ class LexicalScores:
     def at(self, segment: int, rows: np.ndarray) -> np.ndarray:
         """The scores of ``rows`` of a segment (0 for a row no query term matches), as
         :attr:`scores` holds them, to the last bit."""
-        rows = np.asarray(rows, dtype=np.int64)
+        return self._looked_up(segment, np.asarray(rows, dtype=np.int64), range(len(self.terms)))
+
+    def _looked_up(
+        self,
+        segment: int,
+        rows: np.ndarray,
+        among: Iterable[int],
+        own: tuple[int, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """The scores of ``rows`` from the terms ``among`` (indexes into ``self.terms``), summed
+        in the query's term order; ``own``: a term every row holds, with their counts."""
         values = np.zeros(len(rows), dtype=np.float32)
-        for term in self.terms:
+        for index in sorted(among):
+            term = self.terms[index]
+            if own is not None and index == own[0]:
+                values += self._contribution(term, segment, rows, own[1])
+                continue
             term_rows, counts = term.found[segment]
             if not len(term_rows) or not len(rows):
                 continue
@@ -344,9 +358,10 @@ class LexicalScores:
         sentences cannot rank and are never scored. A query of common words only (or asking
         for very many) is scored over all matches, as :attr:`scores` does.
         """
-        terms = sorted(
-            (t for t in self.terms if t.matched), key=lambda t: t.matched
+        order = sorted(
+            (i for i, t in enumerate(self.terms) if t.matched), key=lambda i: self.terms[i].matched
         )  # rarest first
+        terms = [self.terms[i] for i in order]
         if depth <= 0 or not terms or "scores" in self.__dict__:
             return self._found(_allowed(self.scores, allowed), allowed)
         size = sum(len(p.lengths) for p, _ in self.segments)
@@ -354,18 +369,25 @@ class LexicalScores:
         remaining = float(sum(bounds))
         taken: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self.segments]
         seen = 0
-        for term, bound in zip(terms, bounds, strict=True):
+        for position, (term, bound) in enumerate(zip(terms, bounds, strict=True)):
             if seen + term.matched > PRUNED_SHARE * size:
                 # summing whole lists costs less now
                 return self._found(_allowed(self.scores, allowed), allowed)
-            for i, (rows, _) in enumerate(term.found):
+            # a sentence new here holds none of the rarer terms taken before (it would have
+            # been taken with them): only this term and the commoner ones can add to it
+            among = order[position:]
+            for i, (rows, counts) in enumerate(term.found):
                 if allowed is not None:
-                    rows = rows[allowed[i][rows]]
+                    kept = allowed[i][rows]
+                    rows, counts = rows[kept], counts[kept]
                 known = [r for r, _ in taken[i]]
                 if known and len(rows):
-                    rows = rows[~np.isin(rows, np.concatenate(known), assume_unique=True)]
+                    new = ~np.isin(rows, np.concatenate(known), assume_unique=True)
+                    rows, counts = rows[new], counts[new]
                 if len(rows):
-                    taken[i].append((rows.astype(np.int64), self.at(i, rows)))
+                    rows = rows.astype(np.int64)
+                    values = self._looked_up(i, rows, among, (order[position], counts))
+                    taken[i].append((rows, values))
             seen += term.matched
             remaining -= bound
             values = np.concatenate([v for part in taken for _, v in part] or [np.zeros(0)])
@@ -377,8 +399,8 @@ class LexicalScores:
         for i, (postings, _) in enumerate(self.segments):
             rows = np.concatenate([r for r, _ in taken[i]] or [np.zeros(0, dtype=np.int64)])
             values = np.concatenate([v for _, v in taken[i]] or [np.zeros(0, dtype=np.float32)])
-            order = np.argsort(rows, kind="stable")
-            out.append(RowScores(rows[order], values[order], len(postings.lengths)))
+            ascending = np.argsort(rows, kind="stable")
+            out.append(RowScores(rows[ascending], values[ascending], len(postings.lengths)))
         return self._found(out, allowed)
 
     def _found(
