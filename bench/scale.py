@@ -321,10 +321,10 @@ def _print(report: dict[str, Any]) -> None:
     if "real_model" in report:
         rows.append(("real model", report["real_model"]))
     for name, r in rows:
-        serve = r["serve"]
+        serve, cold = r["serve"], r["cold_search_s"]
         print(
             f"{name:>10}: index {r['index']['sentences_per_s']}/s, cold search "
-            f"{r['cold_search_s']['median_s']} s (warm {r['cold_search_s'].get('warm_median_s')} s), "
+            f"{cold['median_s']} s (warm {cold.get('warm_median_s')} s), "
             f"query p50 {r['in_process']['p50_ms']} ms, "
             f"PUT p50 {serve.get('put_ms', {}).get('p50_ms')} ms, DELETE p50 "
             f"{serve.get('delete_ms', {}).get('p50_ms')} ms, RSS "
