@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import percentiles
-from bench.scale import HASHING, QUESTIONS, ROOT
+from bench.scale import HASHING, ROOT, bench_queries
 
 
 def main() -> None:
@@ -34,9 +33,7 @@ def main() -> None:
 
     index = open_index(args.index, model=args.model)
     index.load()
-    rng = random.Random(1)
-    words = [w for q in QUESTIONS for w in q.split()]
-    queries = [" ".join(rng.sample(words, 4)) for _ in range(args.queries)]
+    queries = bench_queries(args.queries)
     manifest = index.info()
     report: dict[str, Any] = {
         "index": args.index,

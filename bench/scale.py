@@ -171,12 +171,19 @@ def _cold_search(root: Path, model: str) -> dict[str, Any]:
     }
 
 
+def bench_queries(count: int) -> list[str]:
+    """The in-process queries: four of the QUESTIONS' words at random, the same every run."""
+    rng = random.Random(1)
+    words = [w for q in QUESTIONS for w in q.split()]
+    return [" ".join(rng.sample(words, 4)) for _ in range(count)]
+
+
 def _queries(root: Path, model: str, count: int, real_queries: bool) -> dict[str, Any]:
     """Hybrid searches in this process, after one pass over the same queries: a running
     server's pages are in memory; this machine's kernel (DAMON reclaim) evicts mapped pages
     it has not touched for a while, so a first pass measures the disk (24 vs 11 ms at 1M)."""
     code = f"""
-import json, random, time, sys
+import json, time, sys
 sys.path.insert(0, {str(ROOT)!r})
 from indexer import open_index
 index = open_index({str(root)!r}, model={model!r})
@@ -184,9 +191,8 @@ if {real_queries!r}:
     from bench.scale import RealQueries
     index.embedder = RealQueries(index.embedder.name)
 index.load()
-rng = random.Random(1)
-words = [w for q in {QUESTIONS!r} for w in q.split()]
-queries = [" ".join(rng.sample(words, 4)) for _ in range({count})]
+from bench.scale import bench_queries
+queries = bench_queries({count})
 for q in queries:
     index.search(q, k=5, mode="hybrid")
 samples = []

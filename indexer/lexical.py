@@ -229,23 +229,11 @@ class RowScores:
     values: np.ndarray  # float32, each > 0
     size: int  # the segment's rows
 
-    def at(self, rows: np.ndarray) -> np.ndarray:
-        """The scores of ``rows`` (0 for a row no query term matches)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if not len(self.rows):
-            return np.zeros(len(rows), dtype=np.float32)
-        where = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        found = self.rows[where] == rows
-        return np.where(found, self.values[where], np.float32(0)).astype(np.float32)
-
     def dense(self) -> np.ndarray:
         """Every row's score (0 where no term matches)."""
         out = np.zeros(self.size, dtype=np.float32)
         out[self.rows] = self.values
         return out
-
-    def scaled(self, scale: float) -> RowScores:
-        return RowScores(self.rows, self.values / scale, self.size)
 
 
 @dataclass(frozen=True)
@@ -303,8 +291,7 @@ class LexicalScores:
         question, and paragraph MRR@10 on XQuAD dev stays within 0.003, better at sentence level).
         A hit above the full score (repeated words, a short sentence) sets the scale instead.
         """
-        scale = self.scale
-        return [s.scaled(scale) for s in self.scores] if scale > 0 else self.scores
+        return [RowScores(s.rows, scaled(s.values, self.scale), s.size) for s in self.scores]
 
     @property
     def scale(self) -> float:
