@@ -363,40 +363,147 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start + lead, end - trail
 
 
-@lru_cache(maxsize=16)
-def _segmenter(language: str) -> Any:
-    import pysbd
-    from pysbd.languages import LANGUAGE_CODES
-
-    # pysbd handles German ordinals ("3. Oktober"), "z. B." and quotes spanning sentences,
-    # which syntok splits wrongly; unknown languages fall back to English rules
-    return pysbd.Segmenter(
-        language=language if language in LANGUAGE_CODES else "en", clean=False, char_span=True
+# What sentencex cannot be handed: its German and English rules slice at byte offsets that fall
+# inside a multi-byte space (U+00A0 and kin), which panics in its Rust core (found by fuzzing
+# 1.0.32). Each becomes an ASCII space in the copy it reads; str offsets stay the same.
+_UNICODE_SPACES = str.maketrans(
+    dict.fromkeys(
+        [*"\u00a0\u1680\u2028\u2029\u202f\u205f\u3000\u200b\x85\x0b\x0c\x1c\x1d\x1e\x1f"]
+        + [chr(c) for c in range(0x2000, 0x200B)],
+        " ",
     )
+)
+# A German ordinal ("am 3. Oktober", "im 19. Jahrhundert", "der 1. FC") ends in a period that
+# sentencex takes for a sentence end when a capitalised word follows. Numbers of one to three
+# digits followed by a word that is not a function word or a sentence-opening adverb are
+# ordinals; "Route 99. Sie ..." and years ("im Jahr 1990. Danach") still end a sentence.
+_ORDINAL_END = re.compile(r"(?<![\d.,])\d{1,3}\.\s*$")
+_FIRST_WORD = re.compile(r"\s*([^\W\d_]+)")
+# sentencex's German rules never end a sentence before one that starts with a digit ("...
+# Vergessenheit. 1960 benannte ..."); a period after a word of five or more letters that is no
+# abbreviation does.
+_BEFORE_DIGIT = re.compile(r"(?<=[^\W\d_]{5}[.!?])\s+(?=\d)")
+_LAST_WORD = re.compile(r"([^\W\d_]+)[.!?]\s*$")
+_LONG_ABBREVIATIONS = frozenset({"einschl", "insbes", "ungef", "jährl", "zusätzl"})
+
+
+# words that start a sentence but never follow an ordinal, besides the stop words
+_GERMAN_STARTERS = [
+    "ab",
+    "allerdings",
+    "anschließend",
+    "außerdem",
+    "bereits",
+    "bisher",
+    "dabei",
+    "damals",
+    "danach",
+    "darauf",
+    "daher",
+    "davor",
+    "derzeit",
+    "deshalb",
+    "ebenfalls",
+    "entweder",
+    "erst",
+    "gestern",
+    "gleichzeitig",
+    "heute",
+    "immer",
+    "insgesamt",
+    "inzwischen",
+    "jedoch",
+    "laut",
+    "letztlich",
+    "mittlerweile",
+    "nie",
+    "oft",
+    "rund",
+    "schließlich",
+    "schon",
+    "seit",
+    "seitdem",
+    "sogar",
+    "somit",
+    "sowohl",
+    "später",
+    "stattdessen",
+    "trotz",
+    "trotzdem",
+    "vielleicht",
+    "wann",
+    "warum",
+    "wegen",
+    "weder",
+    "wer",
+    "wohl",
+    "zudem",
+    "zunächst",
+    "zuvor",
+]
+
+
+@lru_cache(maxsize=1)
+def _german_function_words() -> frozenset[str]:
+    from indexer.stopwords import GERMAN
+
+    return frozenset(GERMAN) | frozenset(_GERMAN_STARTERS)
 
 
 def sentence_spans(paragraph: str, language: str) -> list[tuple[int, int]]:
-    """Return ``(start, end)`` of each sentence inside ``paragraph``, whitespace trimmed."""
-    segmenter = _segmenter(language)
-    found = _located(paragraph, segmenter.processor(paragraph).process())
-    if found is None:  # a sentence pysbd changed: let it find the spans itself
-        found = [(span.start, span.end) for span in segmenter.segment(paragraph)]
+    """Return ``(start, end)`` of each sentence inside ``paragraph``, whitespace trimmed.
+
+    Split by sentencex (Wikimedia; rules for some 300 languages, abbreviations such as "z. B.",
+    "Dr." or "p.m.", quotes spanning sentences), plus the two German rules above. Empty for a
+    blank paragraph.
+    """
+    import sentencex
+
+    readable = paragraph.translate(_UNICODE_SPACES)
+    try:
+        found = _located(readable, list(sentencex.segment(language, readable)))
+    except BaseException as error:  # a Rust panic is a BaseException: keep the paragraph whole
+        if isinstance(error, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        log.warning("sentence splitting failed (%s); paragraph kept as one passage", error)
+        found = None
+    found = found or [(0, len(readable))]
+    if language == "de":
+        found = _ordinals_joined(readable, _after_digits(readable, found))
     spans = []
     for span_start, span_end in found:
         start, end = _trim(paragraph, span_start, span_end)
         if end > start:
             spans.append((start, end))
-    return spans or [_trim(paragraph, 0, len(paragraph))]
+    return spans
+
+
+def _after_digits(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out = []
+    for start, end in spans:
+        for match in _BEFORE_DIGIT.finditer(text, start, end):
+            word = _LAST_WORD.search(text, max(start, match.start() - 40), match.start())
+            if word and word.group(1).lower() not in _LONG_ABBREVIATIONS:
+                out.append((start, match.start()))
+                start = match.start()
+        out.append((start, end))
+    return out
+
+
+def _ordinals_joined(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and _ORDINAL_END.search(text, joined[-1][0], joined[-1][1]):
+            word = _FIRST_WORD.match(text, start)
+            if word and word.group(1).lower() not in _german_function_words():
+                joined[-1] = (joined[-1][0], end)
+                continue
+        joined.append((start, end))
+    return joined
 
 
 def _located(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
-    """Where each sentence stands in ``text``, in order; None if one is not found verbatim.
-
-    pysbd's own char spans search every sentence as a fresh regular expression; besides the cost
-    of compiling one per sentence, those flood the ``re`` cache that its abbreviation rules rely
-    on (measured: 60 % of splitting time). A sentence is a verbatim slice, so a plain find
-    from where the last one ended gives the same spans.
-    """
+    """Where each sentence stands in ``text``, in order; None if one is not found verbatim."""
     spans, position = [], 0
     for sentence in sentences:
         at = text.find(sentence, position)

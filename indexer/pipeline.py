@@ -1,6 +1,6 @@
 """Preparing documents for the index: sentences and their BM25 terms, in parallel.
 
-Splitting (pysbd), language detection and analysis are pure-Python work on one document at a
+Splitting (sentencex), language detection and analysis are pure-Python work on one document at a
 time. On a large run they go to worker processes, a bounded number of chunks ahead, while the
 calling process embeds what is ready (the model uses the cores through its own threads), so the
 two overlap. Small runs stay in process: starting workers costs more than it saves.

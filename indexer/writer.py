@@ -206,7 +206,7 @@ class GenerationWriter:
             generation=generation_name(self.number),
             number=self.number,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            splitter=f"pysbd=={package_version('pysbd')}",
+            splitter=f"sentencex=={package_version('sentencex')}",
             findling_version=findling_version(),
             next_id=self.next_id,
             next_segment=self.next_segment,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.documents import (
     paragraph_spans,
@@ -44,6 +46,61 @@ def _sentences(text: str, language: str) -> list[str]:
 )
 def test_german_sentences(text: str, expected: list[str]) -> None:
     assert _sentences(text, "de") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # an ordinal before a noun, a number ending a sentence before a function word
+            "Der 1. FC Köln liegt an der Route 99. Sie ist breit. Im 16. und 17. Jahrhundert kam"
+            " die Pest.",
+            [
+                "Der 1. FC Köln liegt an der Route 99.",
+                "Sie ist breit.",
+                "Im 16. und 17. Jahrhundert kam die Pest.",
+            ],
+        ),
+        (  # a year ends a sentence; so does a number before a sentence-opening adverb
+            "Sie starben 1348-50. Der Ausbruch kam 1654. Laut Chronik auf Platz 3. Danach nie.",
+            [
+                "Sie starben 1348-50.",
+                "Der Ausbruch kam 1654.",
+                "Laut Chronik auf Platz 3.",
+                "Danach nie.",
+            ],
+        ),
+        (  # a sentence may start with a number; abbreviations before numbers do not end one
+            "Er geriet in Vergessenheit. 1960 benannte man ca. 5 Straßen (vgl. S. 12) nach ihm,"
+            " zzgl. 19 Prozent, insbes. 3 Plätze.",
+            [
+                "Er geriet in Vergessenheit.",
+                "1960 benannte man ca. 5 Straßen (vgl. S. 12) nach ihm, zzgl. 19 Prozent, insbes. 3"
+                " Plätze.",
+            ],
+        ),
+    ],
+)
+def test_german_ordinals_and_numbers(text: str, expected: list[str]) -> None:
+    assert _sentences(text, "de") == expected
+
+
+def test_english_sentences_starting_with_numbers() -> None:
+    text = "The storm hit Washington. 25 people died. It was 5 km wide, see p. 12 and no. 3."
+    assert _sentences(text, "en") == [
+        "The storm hit Washington.",
+        "25 people died.",
+        "It was 5 km wide, see p. 12 and no. 3.",
+    ]
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u2009", "\u202f", "\u3000", "\u2028"])
+@pytest.mark.parametrize("language", ["de", "en", "fr"])
+def test_unicode_spaces_are_split_like_ascii_ones(space: str, language: str) -> None:
+    # sentencex 1.0.32 panics on these in its abbreviation rules ("Dr.\u00a0Müller")
+    text = f"Dr.{space}Müller kam um 10{space}Uhr. Er sagte{space}nichts. A.{space}B. ging."
+    plain = text.replace(space, " ")
+    assert [(s, e) for s, e in sentence_spans(text, language)] == sentence_spans(plain, language)
+    assert len(sentence_spans(text, language)) >= 2
 
 
 def test_english_sentences() -> None:
@@ -121,3 +178,37 @@ def test_language_is_detected_per_document(corpus: Path) -> None:
     documents = read_documents([corpus]).documents
     languages = {Path(d.id).name: with_language(d).language for d in documents}
     assert languages == {"rhein.txt": "de", "cooking.md": "en"}
+
+
+_PIECES = [
+    *"abcXYZäöüß.!?…;:\"'„“«»()[]0123456789 \n\t",
+    "\u00a0",
+    "\u2009",
+    "e\u0301",
+    "😀",
+    "。",
+    " z. B. ",
+    "Dr. ",
+    " 3. ",
+    " Sie ",
+    " 1960 ",
+    "Jahrhundert",
+    "U.S.A.",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=40).map("".join),
+    st.sampled_from(["de", "en", "fr", "xx"]),
+)
+def test_sentences_are_ordered_trimmed_slices_covering_the_text(text: str, language: str) -> None:
+    spans = sentence_spans(text, language)
+    assert bool(spans) == bool(text.strip())
+    position = 0
+    for start, end in spans:
+        assert position <= start <= end <= len(text)
+        assert text[start:end] == text[start:end].strip()
+        assert not text[position:start].strip()  # nothing but space between sentences
+        position = end
+    assert not text[position:].strip()
