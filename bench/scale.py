@@ -10,6 +10,8 @@ collection with ``findling index`` and measures, on this machine:
 - hybrid queries in process (p50), with the hashing embedder, and with the real model embedding
   each query (``--model-queries``: the query is embedded by multilingual-e5-small, the collection
   searched with that vector);
+- with ``--optimized``, after the writes, ``findling optimize`` (all segments merged into one)
+  and the queries and cold search again;
 - with ``--sq8``, the same collection with 8-bit graph codes: memory and recall@10 of dense
   search against exact search.
 
@@ -70,6 +72,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--real-model", type=int, default=0, help="sentences, 0 to skip")
     parser.add_argument("--model-queries", action="store_true", help="real-model query p50")
     parser.add_argument("--sq8", action="store_true", help="also build with FINDLING_QUANTIZE=sq8")
+    parser.add_argument(
+        "--optimized", action="store_true", help="then `findling optimize` and query again"
+    )
     parser.add_argument("--writes", type=int, default=30, help="PUTs and DELETEs each")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--work", default="/tmp/findling-scale")
@@ -93,6 +98,8 @@ def _measure(work: Path, size: int, model: str, args: argparse.Namespace) -> dic
         )
     result["serve"] = _serve(root, model, args.writes)
     result["vectors_mib"] = size * _dimension(model) * 4 / 2**20
+    if args.optimized:
+        result["optimized"] = _optimized(root, model, args)
     if args.sq8 and model == HASHING:
         sq8 = work / f"index-{size}-sq8"
         result["sq8"] = {"index": _index(corpus, sq8, model, {"FINDLING_QUANTIZE": "sq8"})}
@@ -176,6 +183,27 @@ def bench_queries(count: int) -> list[str]:
     rng = random.Random(1)
     words = [w for q in QUESTIONS for w in q.split()]
     return [" ".join(rng.sample(words, 4)) for _ in range(count)]
+
+
+def _optimized(root: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`findling optimize` (every segment merged into one, as a collection that is read far more
+    than written would be), then the same queries again."""
+    started = time.perf_counter()
+    subprocess.run(
+        [FINDLING, "optimize", "--json"],
+        env=_env(root, model, {}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 1)}
+    out["cold_search_s"] = _cold_search(root, model)
+    out["in_process"] = _queries(root, model, args.queries, real_queries=False)
+    if args.model_queries and model == HASHING:
+        out["in_process_real_model_queries"] = _queries(
+            root, model, args.queries, real_queries=True
+        )
+    return out
 
 
 def _queries(root: Path, model: str, count: int, real_queries: bool) -> dict[str, Any]:
@@ -336,6 +364,12 @@ def _print(report: dict[str, Any]) -> None:
             f"{serve.get('delete_ms', {}).get('p50_ms')} ms, RSS "
             f"{serve['rss_after_first_search_mib']} MiB (vectors {r['vectors_mib']:.0f} MiB)"
         )
+        if "optimized" in r:
+            o = r["optimized"]
+            print(
+                f"{'':>10}  optimized in {o['seconds']} s: query p50 "
+                f"{o['in_process']['p50_ms']} ms, cold search {o['cold_search_s']['median_s']} s"
+            )
 
 
 if __name__ == "__main__":

@@ -520,6 +520,13 @@ def detect_language(text: str) -> str:
     return str(code)
 
 
+@lru_cache(maxsize=1024)
+def query_language(query: str) -> str:
+    """:func:`detect_language` of a question, remembered: a search needs it for ranking and
+    again for calibration, and chatbots and search pages repeat their questions."""
+    return detect_language(query)
+
+
 _IDENTIFIER_LOCK = threading.Lock()
 _identifier: Any = None
 _language_cache: Path | None = None

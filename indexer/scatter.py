@@ -38,7 +38,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from indexer.defaults import DOCUMENTS_PAGE, Mode
-from indexer.documents import detect_language
+from indexer.documents import query_language
 from indexer.errors import InvalidRequestError, ModelMismatchError, ShardUnavailableError
 from indexer.filters import check_filters
 from indexer.fsutil import mapped
@@ -551,7 +551,7 @@ class ShardedService(SearchService):
             check_filters(filters)
         self.embedder.load()
         started = time.perf_counter()
-        language = detect_language(query)
+        language = query_language(query)
         request = Request(
             vector=(
                 view.recipe.query_vector(self.embedder, query, language)

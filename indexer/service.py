@@ -23,6 +23,7 @@ from indexer.documents import (
     Skipped,
     detect_language,
     load_language_identifier,
+    query_language,
     read_documents,
 )
 from indexer.errors import (
@@ -434,7 +435,7 @@ class SearchService:
         fit = calibration()
         if fit is None or not hits:
             return hits
-        language = detect_language(query)
+        language = query_language(query)
         probabilities = [
             fit.probability(
                 self.embedder.name,
@@ -562,7 +563,7 @@ class SearchService:
     ) -> list[Scored]:
         found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
         dense = lexical = None
-        language = detect_language(query)
+        language = query_language(query)
         if mode in ("dense", "hybrid"):
             query_vector = snapshot.recipe.query_vector(self.embedder, query, language)
             found.append(snapshot.dense(query_vector, depth, allowed))
