@@ -76,6 +76,7 @@ from indexer.snapshot import (
     best_scored,
     lexical_matches,
     live_rows,
+    public_sentence_id,
     scored_hit,
     split_addresses,
 )
@@ -352,6 +353,8 @@ class ShardedSearch:
         self.generations = {s.name: s.generation for s in view.shards}
         # a shard's part i is the collection's part offsets[shard] + i
         self.offsets = {s.name: (shard_segments(view, s.name) or [0])[0] for s in view.shards}
+        # a shard's sentence ids are its own: public ones say which shard (public_sentence_id)
+        self.ids = {s.name: (len(view.shards), i) for i, s in enumerate(view.shards)}
         self.failed: list[str] = []
 
     def run(self, request: Request) -> tuple[list[Hit], ShardCounts, float | None]:
@@ -470,19 +473,23 @@ class ShardedSearch:
             local = int(proposals[shard].addresses[at[scored.address][1]])
             passage = proposals[shard].passages.get(local)
             if passage is not None:
-                found.append(scored_hit(passage, rank, scored))
+                found.append(self._public(shard, scored_hit(passage, rank, scored)))
             else:
                 wanted.setdefault(shard, []).append((local, rank, scored))
         if wanted:
             asked = {s: (self.generations[s], w) for s, w in wanted.items()}
             answers = self._answers(self.shards.hits(asked), request)
-            found += [h for read in answers.values() for h in read]
+            found += [self._public(s, h) for s, read in answers.items() for h in read]
         hits = sorted(found, key=lambda h: h.rank)
         # partial: ranks stay consecutive (from the page's first) over the hits that could be
         # read; a document's passages keep sharing their document's rank
         first = request.selection.offset + 1
         ranks = {r: first + i for i, r in enumerate(sorted({h.rank for h in hits}))}
         return [_renumbered(hit, ranks[hit.rank]) for hit in hits]
+
+    def _public(self, shard: str, hit: Hit) -> Hit:
+        """The hit as the collection names it (its sentence id unique over all shards)."""
+        return replace(hit, sentence_id=public_sentence_id(hit.sentence_id, *self.ids[shard]))
 
 
 def _renumbered(hit: Hit, rank: int) -> Hit:

@@ -132,6 +132,16 @@ class Snapshot:
         """What the stored vectors are; an index keeps the recipe it was built with."""
         return self.manifest.recipe
 
+    @cached_property
+    def _id_layout(self) -> list[tuple[int, int]]:
+        """Per part, (stride, offset): its stored sentence id ``i`` is public as ``i * stride +
+        offset`` (see :func:`public_sentence_id`)."""
+        shards = [s.name for s in self.manifest.shards]
+        return [
+            (len(shards), shards.index(p.entry.name.partition("/")[0])) if shards else (1, 0)
+            for p in self.parts
+        ]
+
     @property
     def segment_names(self) -> set[str]:
         """The segments' names as the collection (and its SegmentCache) knows them; in a
@@ -296,9 +306,12 @@ class Snapshot:
         return located.part, np.arange(first, first + count)
 
     def find_sentence(self, sentence_id: int) -> int | None:
-        """The address of the live sentence with this id, or None."""
+        """The address of the live sentence with this (public) id, or None."""
         for i, part in enumerate(self.parts):
-            rows = np.flatnonzero(part.segment.ids == sentence_id)
+            stride, offset = self._id_layout[i]
+            if sentence_id % stride != offset:
+                continue  # another shard's
+            rows = np.flatnonzero(part.segment.ids == sentence_id // stride)
             if len(rows) and part.live[rows[0]]:
                 return (i << ROW_BITS) | int(rows[0])
         return None
@@ -359,7 +372,7 @@ class Snapshot:
             metadata=excerpt.metadata,
             paragraph=int(s["paragraph"]),
             sentence=int(s["sentence"]),
-            sentence_id=int(segment.ids[row]),
+            sentence_id=public_sentence_id(int(segment.ids[row]), *self._id_layout[part]),
             start=start,
             end=end,
             page=page_of(excerpt.pages, start),
@@ -380,6 +393,14 @@ class Snapshot:
             for j, s in zip(at, sentences, strict=True):
                 refs[j] = SentenceRef(ids[int(s["doc"])], int(s["paragraph"]), int(s["sentence"]))
         return [r for r in refs if r is not None]
+
+
+def public_sentence_id(stored: int, stride: int, offset: int) -> int:
+    """The id a sentence is known by outside: in a sharded collection each shard numbers its
+    sentences from 0, so the id of shard ``offset`` of ``stride`` shards' sentence ``stored``
+    is ``stored * stride + offset`` (unique in the collection, stable, never reused); the
+    stored id itself in an unsharded collection (stride 1, offset 0)."""
+    return stored * stride + offset
 
 
 def scored_hit(passage: Hit, rank: int, scored: Scored) -> Hit:

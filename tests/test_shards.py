@@ -253,6 +253,43 @@ def test_documents_and_more_like_this_on_shards(tmp_path: Path, once: SearchServ
             scattered.similar(k=5, **like)
 
 
+@pytest.mark.parametrize("shards", [1, 3])
+def test_sentence_ids_are_unique_over_the_shards(tmp_path: Path, shards: int) -> None:
+    """Each shard numbers its sentences from 0; a hit's sentence_id names one sentence of the
+    whole collection all the same (one machine and shard by shard), and "more like this" of it
+    starts from that sentence, leaving out its own document."""
+    sharded = _grown_sharded(tmp_path / "c", _corpus(random.Random(13)), shards)
+    scattered = _scattered(tmp_path / "c")
+    where: dict[int, tuple[str, int, int]] = {}
+    rng = random.Random(23)
+    for _ in range(40):
+        query = " ".join(rng.choices(WORDS_DE + WORDS_EN, k=rng.randint(1, 3)))
+        ours = sharded.search(query, k=30, mode="hybrid").results
+        theirs = scattered.search(query, k=30, mode="hybrid").results
+        assert [r.sentence_id for r in ours] == [r.sentence_id for r in theirs]
+        for hit in ours:
+            place = (hit.document_id, hit.paragraph, hit.sentence)
+            assert where.setdefault(hit.sentence_id, place) == place
+    assert len(where) > 100
+    snapshot = sharded._ready()
+    for sentence_id, (document_id, paragraph, sentence) in list(where.items())[:40]:
+        address = snapshot.find_sentence(sentence_id)
+        assert address is not None
+        found = snapshot.passage(address)
+        assert (found.document_id, found.paragraph, found.sentence, found.sentence_id) == (
+            document_id,
+            paragraph,
+            sentence,
+            sentence_id,
+        )
+        assert document_id not in {
+            r.document_id for r in sharded.similar(sentence_id=sentence_id).results
+        }
+    if shards == 1:  # one shard: the stored ids, as an unsharded collection has them
+        stored = {int(i) for p in snapshot.parts for i in p.segment.ids}
+        assert set(where) <= stored
+
+
 def test_layout_routing_and_one_swap(tmp_path: Path) -> None:
     folder = tmp_path / "c"
     service = _grown_sharded(folder, _corpus(random.Random(3), 40), 3)
