@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -93,10 +94,34 @@ def handle_errors(command: F) -> F:
             _print_error(exc)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("interrupted: the index was left as it was before this run")
+            err.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _telling_what_ctrl_c_left(settings: Settings) -> Iterator[None]:
+    """On Ctrl-C during a write, say which generation is live, read from disk: the one before
+    this run, or the one this run had just committed when the signal came."""
+    from indexer.catalog import create_service
+    from indexer.generations import current_name
+
+    def live() -> str | None:
+        with contextlib.suppress(FindlingError):
+            return current_name(create_service(settings).index_dir)
+        return None
+
+    before = live()
+    try:
+        yield
+    except KeyboardInterrupt:
+        after = live()
+        if after == before:
+            err.print("interrupted: the index was left as it was before this run")
+        else:
+            err.print(f"interrupted after this run was committed: {after} is live")
+        raise typer.Exit(130) from None
 
 
 def _print_error(exc: FindlingError) -> None:
@@ -191,7 +216,8 @@ def _index_on_ray(
     check_paths(paths)
     settings = _settings(index_dir, collection)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, disable=as_json, transient=True) as bar:
+    progress = Progress(*columns, console=err, disable=as_json, transient=True)
+    with _telling_what_ctrl_c_left(settings), progress as bar:
         task = bar.add_task("indexing documents on Ray", total=None)
         summary = index_on_ray(
             settings,
@@ -218,8 +244,10 @@ def _update(
     from indexer.documents import check_paths
 
     check_paths(paths)
-    service = create_service(_settings(index_dir, collection))
-    _report(_build(service, paths, prune, rebuild, as_json, shards), as_json)
+    settings = _settings(index_dir, collection)
+    with _telling_what_ctrl_c_left(settings):
+        summary = _build(create_service(settings), paths, prune, rebuild, as_json, shards)
+    _report(summary, as_json)
 
 
 def _build(
@@ -301,7 +329,9 @@ def remove_command(
 
     if not paths and source is None:
         raise typer.BadParameter("give files or folders, or --source PATTERN")
-    summary = create_service(_settings(index_dir, collection)).remove(paths or [], source)
+    settings = _settings(index_dir, collection)
+    with _telling_what_ctrl_c_left(settings):
+        summary = create_service(settings).remove(paths or [], source)
     _report(summary, as_json)
 
 
@@ -479,7 +509,10 @@ def optimize_command(
     """Merge a collection's segments into one, dropping deleted sentences for good."""
     from indexer.catalog import create_service
 
-    _report(create_service(_settings(index_dir, collection)).optimize(), as_json)
+    settings = _settings(index_dir, collection)
+    with _telling_what_ctrl_c_left(settings):
+        summary = create_service(settings).optimize()
+    _report(summary, as_json)
 
 
 @app.command("verify")

@@ -25,6 +25,8 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,12 +94,45 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
 def commit(index_dir: Path, manifest: Manifest) -> None:
     """Make ``manifest`` the live generation; its segments and deletion files (a sharded
     collection's: its shards' generation manifests) must already be durable. The caller holds
-    :func:`writer_lock`, and prunes afterwards."""
-    write_manifest(index_dir, manifest)
-    pointer = index_dir / f"{CURRENT}.tmp"
-    write_durably(pointer, manifest.generation + "\n")
-    os.replace(pointer, index_dir / CURRENT)
-    fsync_path(index_dir)
+    :func:`writer_lock`, and prunes afterwards.
+
+    Ctrl-C is held until the commit is done: it then arrives as :class:`KeyboardInterrupt`
+    with ``manifest`` current (see :func:`is_current`), never half-way through the switch.
+    """
+    with _interrupts_held():
+        write_manifest(index_dir, manifest)
+        pointer = index_dir / f"{CURRENT}.tmp"
+        write_durably(pointer, manifest.generation + "\n")
+        os.replace(pointer, index_dir / CURRENT)
+        fsync_path(index_dir)
+
+
+def is_current(index_dir: Path, generation: str) -> bool:
+    """Whether ``generation`` is the live one: a writer whose commit raised discards its
+    files only if not (they are the collection now)."""
+    try:
+        return (index_dir / CURRENT).read_text(encoding="utf-8").strip() == generation
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Defer SIGINT to the end of the block. Python delivers signals to the main thread only,
+    so elsewhere (a server's worker threads) there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def referenced(manifest: Manifest) -> set[str]:

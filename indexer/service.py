@@ -36,7 +36,6 @@ from indexer.errors import (
 from indexer.formats import SUFFIXES
 from indexer.generations import (
     CURRENT,
-    commit,
     current_manifest,
     current_name,
     prune,
@@ -54,7 +53,7 @@ from indexer.results import Answer, BuildSummary, DocumentList, Hit, Source, Sto
 from indexer.shards import shard_count
 from indexer.snapshot import SegmentCache, SentenceRef, Snapshot
 from indexer.updates import Plan, matches_source, plan_removal, plan_update
-from indexer.writer import GenerationWriter, Layout, ShardedWriter, Writer
+from indexer.writer import GenerationWriter, Layout, ShardedWriter, Writer, write_and_commit
 
 MIN_CANDIDATES = 100  # sentences each leg proposes before fusion and collapsing
 MAX_CANDIDATES = 20_000  # and at most, however deep a page or large a group
@@ -250,15 +249,14 @@ class SearchService:
             if base is not None and plan.empty and not force:
                 return summary_of(self.index_dir, base.manifest, plan, skipped, 0, started)
             writer = self._writer(base, shards)
-            try:
+
+            def work() -> int:
                 writer.delete(plan.remove)
                 embedded = self._add(writer, plan.embed, progress, sentences)
                 writer.merge(policy or self.options.build_merges, most_merges)
-                manifest = writer.finish()
-                commit(self.index_dir, manifest)
-            except BaseException:  # Ctrl-C included: the previous generation stays current
-                writer.discard()
-                raise
+                return embedded
+
+            embedded, manifest = write_and_commit(self.index_dir, writer, work)
             prune(self.index_dir)
         return summary_of(self.index_dir, manifest, plan, skipped, embedded, started)
 

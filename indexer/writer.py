@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from indexer.defaults import Quantize
 from indexer.documents import Document, Sentence
 from indexer.errors import FindlingError
 from indexer.fsutil import atomic_write, write_durably
-from indexer.generations import new_folder, publish, write_manifest
+from indexer.generations import commit, is_current, new_folder, publish, write_manifest
 from indexer.lexical import Postings
 from indexer.manifest import Manifest, SegmentEntry, ShardEntry, generation_name
 from indexer.merging import MergePolicy
@@ -68,6 +68,27 @@ class Writer(Protocol):
     def finish(self) -> Manifest: ...
 
     def discard(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+def write_and_commit(index_dir: Path, writer: Writer, work: Callable[[], T]) -> tuple[T, Manifest]:
+    """Run ``work`` (the writer's deletions, additions, merges), finish the generation and
+    commit it; on any error or Ctrl-C before the commit took effect, remove what the writer
+    wrote, so the previous generation stays current with nothing left behind. Returns what
+    ``work`` returned and the committed manifest."""
+    manifest = None
+    try:
+        result = work()
+        manifest = writer.finish()
+        commit(index_dir, manifest)
+    except BaseException:
+        # after the switch the writer's files are the collection: keep them
+        if manifest is None or not is_current(index_dir, manifest.generation):
+            writer.discard()
+        raise
+    return result, manifest
 
 
 @dataclass(frozen=True)

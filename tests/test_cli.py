@@ -128,3 +128,31 @@ def test_incremental_runs_add_remove_collections(hashing_env: Settings, corpus: 
 
 def test_remove_needs_a_target(hashing_env: Settings) -> None:
     assert _run("remove")[0] == 2
+
+
+@pytest.mark.parametrize("when", ["before the switch", "after the switch"])
+def test_ctrl_c_during_a_write_says_which_generation_is_live(
+    hashing_env: Settings, corpus: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    from indexer import generations, service
+
+    assert _run("index", str(corpus))[0] == 0
+    (corpus / "more.txt").write_text("Die Elbe fließt durch Hamburg.", encoding="utf-8")
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    # the manifest is written just before CURRENT; the summary is made just after it
+    module = generations if when == "before the switch" else service
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "write_manifest" if module is generations else "summary_of", ctrl_c)
+        code, _, err = _run("index", str(corpus))
+    code_info, out, _ = _run("info", "--json")
+    documents = json.loads(out)["documents"]
+    assert code == 130 and code_info == 0
+    if when == "before the switch":
+        assert "interrupted: the index was left as it was before this run" in err
+        assert documents == 2
+    else:
+        assert "interrupted after this run was committed: gen-000000000002 is live" in err
+        assert documents == 3

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from indexer import generations
 from indexer.errors import (
     IndexBusyError,
     IndexCorruptError,
@@ -23,6 +26,8 @@ from indexer.generations import (
     writer_lock,
 )
 from indexer.manifest import Manifest, SegmentEntry, generation_name
+from indexer.model.embedder import HashingEmbedder
+from indexer.service import SearchService
 
 
 def _manifest(number: int, *segments: str, deleted: str | None = None) -> Manifest:
@@ -139,3 +144,52 @@ def test_pointer_to_a_missing_generation_is_reported(tmp_path: Path) -> None:
     (index / CURRENT).write_text("gen-000000000007\n", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="missing"):
         current_manifest(index)
+
+
+def test_ctrl_c_right_after_the_switch_keeps_the_committed_generation(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT between the rename of CURRENT and the end of the commit: the writer must
+    not remove its files then, they are the live collection (it used to, and broke it)."""
+    index = tmp_path / "index"
+    service = SearchService(index, HashingEmbedder(256))
+    service.build([corpus])
+    before = current_name(index)
+    (corpus / "more.txt").write_text("Die Elbe fließt durch Hamburg.", encoding="utf-8")
+    real_fsync = generations.fsync_path
+    sent: list[bool] = []
+
+    def fsync_then_ctrl_c(path: Path) -> None:
+        real_fsync(path)
+        if path == index and current_name(index) != before and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # a signal that is not held arrives here
+
+    monkeypatch.setattr(generations, "fsync_path", fsync_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        service.build([corpus])
+    assert sent and current_name(index) != before
+    assert service.verify() == []
+    assert service.info().documents == 3
+    assert service.search("Elbe Hamburg", k=1).results[0].text == "Die Elbe fließt durch Hamburg."
+
+
+def test_ctrl_c_before_the_switch_leaves_nothing_behind(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    service = SearchService(index, HashingEmbedder(256))
+    service.build([corpus])
+    before, files = current_name(index), sorted(p.name for p in index.iterdir())
+    (corpus / "more.txt").write_text("Die Elbe fließt durch Hamburg.", encoding="utf-8")
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generations, "write_manifest", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        service.build([corpus])
+    assert current_name(index) == before
+    assert sorted(p.name for p in index.iterdir()) == files
+    assert service.verify() == [] and service.info().documents == 2

@@ -39,7 +39,7 @@ import numpy as np
 from indexer.documents import Document, Skipped, read_file, readable_files
 from indexer.errors import FindlingError, SourceNotFoundError
 from indexer.formats import SUFFIXES
-from indexer.generations import commit, current_manifest, prune, writer_lock
+from indexer.generations import current_manifest, prune, writer_lock
 from indexer.lexical import Postings
 from indexer.manifest import Manifest
 from indexer.model.embedder import Embedder
@@ -52,7 +52,7 @@ from indexer.service import SearchService, summary_of
 from indexer.settings import Settings
 from indexer.shards import STAGE, shard_count, shard_name, shard_of
 from indexer.updates import plan_update
-from indexer.writer import Layout, ShardedWriter
+from indexer.writer import Layout, ShardedWriter, write_and_commit
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +154,15 @@ def build(
             count,
             numbering=current if base is None else None,
         )
-        try:
+
+        def work() -> None:
             # a changed document whose new version failed keeps its old one
             writer.delete(plan.remove - {s.id for s in failed})
             for stage, deleted in _adoptions(stages, wanted).items():
                 writer.adopt(stage.shard, stage.folder, deleted)
             writer.merge(service.options.build_merges)
-            manifest = writer.finish()
-            commit(index_dir, manifest)
-        except BaseException:
-            writer.discard()
-            raise
+
+        _, manifest = write_and_commit(index_dir, writer, work)
         prune(index_dir, staged=True)
     return summary_of(index_dir, manifest, plan, skipped, embedded, started)
 
