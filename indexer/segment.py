@@ -416,6 +416,8 @@ class Segment:
         return _uri(self.folder / DOCUMENTS, "ro") + "&immutable=1"
 
     def close(self) -> None:
+        """Close the documents database now (a segment nobody reads any more is closed when
+        it is freed; see SegmentCache.keep_only)."""
         with self._lock:
             self._db.close()
 

@@ -85,10 +85,13 @@ class SegmentCache:
             return self._open[name]
 
     def keep_only(self, names: set[str]) -> None:
-        """Forget segments no generation in use needs (merged away)."""
+        """Forget segments no generation in use needs (merged away). They are not closed
+        here: a request that began on an older generation may still be reading them (closing
+        its database under it failed such requests while commits came quickly); a segment is
+        freed, its database closed with it, when the last snapshot holding it is gone."""
         with self._lock:
             for name in [n for n in self._open if n not in names]:
-                self._open.pop(name).close()
+                del self._open[name]
 
 
 class Snapshot:

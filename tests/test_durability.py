@@ -200,6 +200,7 @@ def test_server_answers_through_two_reindexes_without_a_failure(
 ) -> None:
     url, corpus, index_root = server
     statuses: list[int] = []
+    errors: list[str] = []
     stop = threading.Event()
 
     def ask() -> None:
@@ -208,6 +209,8 @@ def test_server_answers_through_two_reindexes_without_a_failure(
             while not stop.is_set() and time.monotonic() < deadline:
                 response = client.get(f"{url}/search", params={"q": "Fassung Ort", "k": 3})
                 statuses.append(response.status_code)
+                if response.status_code != 200:
+                    errors.append(response.text)
 
     clients = [threading.Thread(target=ask) for _ in range(4)]
     for thread in clients:
@@ -224,7 +227,7 @@ def test_server_answers_through_two_reindexes_without_a_failure(
             thread.join()
     failed = [s for s in statuses if s != 200]
     print(f"\n{len(statuses)} queries during two re-indexes, {len(failed)} failed")
-    assert len(statuses) > 50 and not failed
+    assert len(statuses) > 50 and not failed, errors[:3]
     texts = [
         r["text"]
         for r in httpx.get(f"{url}/search", params={"q": "Fassung C Ort"}).json()["results"]

@@ -3,14 +3,16 @@ writes cost what they change; concurrent writes of one process are queued, not r
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from indexer.documents import Document
+from indexer.documents import Document, make_document
 from indexer.lexical import live_totals
 from indexer.merging import MergePolicy
 from indexer.model.embedder import HashingEmbedder
@@ -195,3 +197,21 @@ def test_a_delete_of_an_unknown_document_fails_alone(tmp_path: Path) -> None:
     assert service.info().documents == 0
     assert service.search("Rhein", k=3).results == []
     assert np.isfinite(service.upsert([random_document(rng, 2)]).seconds)
+
+
+def test_a_request_on_an_older_generation_reads_on_through_two_commits(tmp_path: Path) -> None:
+    """A search that began before two quick commits still reads its segments' text: the
+    switch to the newest generation used to close them under it (503s under load in CI)."""
+    service = SearchService(tmp_path / "c", HashingEmbedder(64))
+    service.upsert([make_document("a", "Der Rhein fließt durch Köln.")])
+    in_flight = service._current()  # what a running request holds
+    first = next(iter(in_flight.segment_names))
+    for version in range(2):
+        service.upsert([make_document("a", f"Der Rhein fließt durch Bonn {version}.")])
+        service._current()  # the next request switches, forgetting older segments
+    assert in_flight.passage(0).text == "Der Rhein fließt durch Köln."
+    held = weakref.ref(in_flight.parts[0].segment)
+    assert held() is not None and held().name == first  # type: ignore[union-attr]
+    del in_flight
+    gc.collect()
+    assert held() is None  # freed once no request holds it
