@@ -22,8 +22,8 @@ those of the one-machine snapshot), so the driver picks each leg's best, scales 
 collection's scale, fuses and selects with ranking.py exactly as one machine does.
 
 Documents by id and the documents listing are read by the shard holding them. "More like this"
-(``similar``) is not offered over shards served apart: its stored vectors and exclusions are a
-shard's, and the service refuses it with a clear error (README, Running on a cluster).
+(``similar``) of a stored document or sentence takes one round more before the search: the shard
+holding it sends its vector and document id, and every shard leaves that document out.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from indexer.defaults import DOCUMENTS_PAGE, Mode
-from indexer.documents import query_language
-from indexer.errors import InvalidRequestError, ModelMismatchError, ShardUnavailableError
+from indexer.documents import detect_language, query_language
+from indexer.errors import ModelMismatchError, ShardUnavailableError
 from indexer.filters import check_filters
 from indexer.fsutil import mapped
 from indexer.generations import current_manifest, current_name
@@ -67,7 +67,16 @@ from indexer.results import (
     StoredDocument,
 )
 from indexer.segment import SENTENCES
-from indexer.service import SearchService, check_page, document_not_found, leg_depth
+from indexer.service import (
+    SIMILAR_TEXT_AS,
+    SearchService,
+    check_like,
+    check_page,
+    document_not_found,
+    leg_depth,
+    like_label,
+    not_like,
+)
 from indexer.shards import shard_segments
 from indexer.snapshot import (
     ROW_BITS,
@@ -104,6 +113,7 @@ class ShardQuery:
     language: str  # the question's
     fusion: Fusion
     prefetch: Selection  # the page from its first passage, no cut-off (see ShardReader.propose)
+    exclude: str | None = None  # a document left out ("more like this" leaves out its own)
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,8 @@ class ShardReader:
         own best (the collection's best, which the driver scales by, is at least as high)."""
         snapshot = self.snapshot(query.generation)
         allowed = snapshot.allowed(query.filters) if query.filters else None
+        if query.exclude is not None:
+            allowed = snapshot.without(query.exclude, allowed)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         dense_top, dense_scores = empty
         lexical_top, lexical_scores = empty
@@ -198,6 +210,13 @@ class ShardReader:
             keys=keys,
             passages={s.address: snapshot.passage(s.address) for _, s in likely},
         )
+
+    def like(
+        self, generation: str, document_id: str | None, sentence_id: int | None
+    ) -> tuple[np.ndarray, str] | None:
+        """What "more like this" starts from (Snapshot.like), if the shard holds the document
+        or the sentence (by the shard's own sentence id)."""
+        return self.snapshot(generation).like(document_id, sentence_id)
 
     def hits(self, generation: str, wanted: list[tuple[int, int, Scored]]) -> list[Hit]:
         """The hits at (address, rank, scores) of the shard, with their text (the passages
@@ -245,6 +264,10 @@ class Shards(Protocol):
         self, requests: Mapping[str, tuple[str, list[tuple[int, int, Scored]]]]
     ) -> tuple[dict[str, list[Hit]], list[str]]: ...
 
+    def like(
+        self, requests: Mapping[str, tuple[str, str | None, int | None]]
+    ) -> tuple[dict[str, tuple[np.ndarray, str] | None], list[str]]: ...
+
     def document(
         self, requests: Mapping[str, tuple[str, str]]
     ) -> tuple[dict[str, StoredDocument | None], list[str]]: ...
@@ -278,6 +301,11 @@ class LocalShards:
     ) -> tuple[dict[str, list[Hit]], list[str]]:
         return {s: self.reader(s).hits(g, w) for s, (g, w) in requests.items()}, []
 
+    def like(
+        self, requests: Mapping[str, tuple[str, str | None, int | None]]
+    ) -> tuple[dict[str, tuple[np.ndarray, str] | None], list[str]]:
+        return {s: self.reader(s).like(*r) for s, r in requests.items()}, []
+
     def document(
         self, requests: Mapping[str, tuple[str, str]]
     ) -> tuple[dict[str, StoredDocument | None], list[str]]:
@@ -301,6 +329,7 @@ class Request:
     selection: Selection
     filters: dict[str, Any] | None
     allow_partial: bool
+    exclude: str | None = None  # see ShardQuery
 
 
 class CollectionStatistics:
@@ -377,6 +406,7 @@ class ShardedSearch:
                 request.language,
                 self.fusion,
                 prefetch,
+                request.exclude,
             )
             for s, generation in self.generations.items()
         }
@@ -592,25 +622,72 @@ class ShardedService(SearchService):
         min_score: float | None = None,
         group: str = "paragraph",
     ) -> Answer:
-        """As SearchService.similar for an unsharded collection; refused for shards served
-        apart (a document's stored vectors and its exclusion live in one shard)."""
-        if self.view().shards:
-            raise InvalidRequestError(
-                "more like this (similar) is not available on a collection whose shards are "
-                "served by a Ray cluster",
-                "search with the text instead (POST /search, mode dense), or serve the "
-                "collection without --ray",
+        """As SearchService.similar: a text is embedded here, a stored document or sentence
+        gives its vector from the shard holding it; then a dense search over every shard that
+        leaves that document out, merged as one machine ranks it."""
+        view = self.view()
+        if not view.shards:
+            return super().similar(
+                document_id=document_id,
+                text=text,
+                sentence_id=sentence_id,
+                k=k,
+                filters=filters,
+                offset=offset,
+                min_score=min_score,
+                group=group,
             )
-        return super().similar(
-            document_id=document_id,
-            text=text,
-            sentence_id=sentence_id,
-            k=k,
-            filters=filters,
-            offset=offset,
-            min_score=min_score,
-            group=group,
+        check_like(document_id, text, sentence_id)
+        selection = self._check_selection(k, offset, min_score, group)
+        if filters:
+            check_filters(filters)
+        started = time.perf_counter()
+        exclude = None
+        if text is not None:
+            text = self._check_query(text)
+            if view.model != self.embedder.name:
+                raise ModelMismatchError.between(view.model, self.embedder.name)
+            self.embedder.load()
+            language = detect_language(text)
+            vector = view.recipe.text_vector(self.embedder, text, language, SIMILAR_TEXT_AS)
+        else:
+            vector, exclude = self._like(view, document_id, sentence_id)
+        request = Request(
+            vector=vector,
+            terms=[],
+            language="",  # the dense leg alone: languages do not weigh
+            mode="dense",
+            depth=leg_depth(selection),
+            selection=selection,
+            filters=dict(filters) if filters else None,
+            allow_partial=False,
+            exclude=exclude,
         )
+        search = ShardedSearch(self.shards, view, self.options.fusion, self.counts)
+        hits, counts, _ = search.run(request)
+        elapsed = (time.perf_counter() - started) * 1000
+        label = like_label(document_id, text, sentence_id)
+        return Answer(label, "dense", hits, elapsed, shards=counts)
+
+    def _like(
+        self, view: Manifest, document_id: str | None, sentence_id: int | None
+    ) -> tuple[np.ndarray, str]:
+        """The vector and document of a stored document (asked of every shard: a file's public
+        id is not what documents are routed by) or sentence (of the shard its id names)."""
+        asked: dict[str, tuple[str, str | None, int | None]]
+        if sentence_id is not None:
+            stride = len(view.shards)
+            shard = view.shards[sentence_id % stride]
+            asked = {shard.name: (shard.generation, None, sentence_id // stride)}
+        else:
+            asked = {s.name: (s.generation, document_id, None) for s in view.shards}
+        answers, failed = self.shards.like(asked)
+        found = next((a for a in answers.values() if a is not None), None)
+        if found is None and failed:
+            raise ShardUnavailableError.naming(failed)
+        if found is None:
+            raise not_like(document_id, sentence_id)
+        return found
 
     def document(self, doc_id: str) -> StoredDocument:
         """As SearchService.document; every shard is asked (a file's public id is its path as

@@ -471,67 +471,28 @@ class SearchService:
         embedded as SIMILAR_TEXT_AS says. Ranked by the dense leg alone (mode "dense"); the
         other arguments are those of :meth:`search`.
         """
-        if sum(given is not None for given in (document_id, text, sentence_id)) != 1:
-            raise InvalidRequestError(
-                "give exactly one of document_id, text and sentence_id",
-                'e.g. {"document_id": "..."}, the document_id of a search hit',
-            )
+        check_like(document_id, text, sentence_id)
         selection = self._check_selection(k, offset, min_score, group)
         text = None if text is None else self._check_query(text)
         snapshot = self._current() if text is None else self._ready()
         started = time.perf_counter()
+        allowed = snapshot.allowed(filters) if filters else None
         if text is not None:
             vector = snapshot.recipe.text_vector(
                 self.embedder, text, detect_language(text), SIMILAR_TEXT_AS
             )
-            label, allowed = text, None
         else:
-            label, vector, allowed = self._stored_like(snapshot, document_id, sentence_id)
-        if filters and allowed is None:
-            allowed = snapshot.allowed(filters)
-        elif filters and allowed is not None:
-            where = snapshot.allowed(filters)
-            allowed = [a & w for a, w in zip(allowed, where, strict=True)]
+            like = snapshot.like(document_id, sentence_id)
+            if like is None:
+                raise not_like(document_id, sentence_id)
+            vector, exclude = like
+            allowed = snapshot.without(exclude, allowed)  # the document itself
+        label = like_label(document_id, text, sentence_id)
         found = snapshot.dense(vector, leg_depth(selection), allowed)
         scores = snapshot.vectors(found) @ vector
         ranked = fuse("dense", found, scores, None, np.zeros(len(found), bool), self.options.fusion)
         results = self._hits(snapshot, ranked, selection)
         return Answer(label, "dense", results, (time.perf_counter() - started) * 1000)
-
-    def _stored_like(
-        self, snapshot: Snapshot, document_id: str | None, sentence_id: int | None
-    ) -> tuple[str, np.ndarray, list[np.ndarray]]:
-        """What :meth:`similar` searches with for a stored document or sentence: its label,
-        the unit-length query vector, and the live sentences without its document."""
-        if document_id is not None:
-            found = snapshot.document_rows(document_id)
-            if found is None:
-                raise DocumentNotFoundError(
-                    f"no document {document_id[:200]!r} in the collection",
-                    "take the document_id of a search hit, or list them (GET /documents)",
-                )
-            part, rows = found
-            vector = snapshot.parts[part].segment.store.vectors(rows).mean(axis=0)
-            label = document_id
-        else:
-            assert sentence_id is not None
-            address = snapshot.find_sentence(sentence_id)
-            if address is None:
-                raise DocumentNotFoundError(
-                    f"no sentence {sentence_id} in the collection",
-                    "take the sentence_id of a search hit (ids of removed sentences are gone)",
-                )
-            part, document = snapshot.document_key(address)
-            first, count = snapshot.parts[part].segment.sentence_range(document)
-            rows = np.arange(first, first + count)
-            vector = snapshot.vectors(np.array([address]))[0]
-            label = str(sentence_id)
-        allowed = [p.live for p in snapshot.parts]
-        allowed[part] = allowed[part].copy()
-        allowed[part][rows] = False  # the document itself
-        norm = float(np.linalg.norm(vector))
-        # unit length, as a question's vector is: scores then mean what a dense search's mean
-        return label, (vector / norm if norm else vector).astype(np.float32), allowed
 
     def _hits(self, snapshot: Snapshot, ranked: list[Scored], selection: Selection) -> list[Hit]:
         chosen = selection.select(ranked, snapshot.paragraph_key, snapshot.document_key)
@@ -640,6 +601,35 @@ def check_page(offset: int, limit: int) -> None:
             f"{limit} and {offset}",
             "page through the documents with offset",
         )
+
+
+def check_like(document_id: str | None, text: str | None, sentence_id: int | None) -> None:
+    """ "More like this" starts from exactly one thing."""
+    if sum(given is not None for given in (document_id, text, sentence_id)) != 1:
+        raise InvalidRequestError(
+            "give exactly one of document_id, text and sentence_id",
+            'e.g. {"document_id": "..."}, the document_id of a search hit',
+        )
+
+
+def like_label(document_id: str | None, text: str | None, sentence_id: int | None) -> str:
+    """What a "more like this" answer names as its query."""
+    if document_id is not None:
+        return document_id
+    return text if text is not None else str(sentence_id)
+
+
+def not_like(document_id: str | None, sentence_id: int | None) -> DocumentNotFoundError:
+    """The error for a document or sentence "more like this" cannot start from."""
+    if document_id is not None:
+        return DocumentNotFoundError(
+            f"no document {document_id[:200]!r} in the collection",
+            "take the document_id of a search hit, or list them (GET /documents)",
+        )
+    return DocumentNotFoundError(
+        f"no sentence {sentence_id} in the collection",
+        "take the sentence_id of a search hit (ids of removed sentences are gone)",
+    )
 
 
 def leg_depth(selection: Selection) -> int:

@@ -308,6 +308,43 @@ class Snapshot:
         first, count = self.parts[located.part].segment.sentence_range(located.row)
         return located.part, np.arange(first, first + count)
 
+    def like(
+        self, document_id: str | None, sentence_id: int | None
+    ) -> tuple[np.ndarray, str] | None:
+        """What "more like this" starts from, given a live document's id or a live sentence's
+        public id: the unit-length vector (a document's: the mean of its sentences' vectors)
+        and the id of the document to leave out; None if there is no such one."""
+        if document_id is not None:
+            located = self.locate([document_id]).get(document_id)
+            if located is None:
+                return None
+            part, row = located.part, located.row
+            first, count = self.parts[part].segment.sentence_range(row)
+            vector = self.parts[part].segment.store.vectors(np.arange(first, first + count))
+            vector = vector.mean(axis=0)
+        else:
+            assert sentence_id is not None
+            address = self.find_sentence(sentence_id)
+            if address is None:
+                return None
+            part, row = self.document_key(address)
+            vector = self.vectors(np.array([address]))[0]
+        norm = float(np.linalg.norm(vector))
+        # unit length, as a question's vector is: scores then mean what a dense search's mean
+        unit = (vector / norm if norm else vector).astype(np.float32)
+        return unit, self.parts[part].segment.document_ids([row])[row]
+
+    def without(self, doc_id: str, allowed: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """``allowed`` (per part; by default the live sentences) without document ``doc_id``'s
+        sentences."""
+        kept = [p.live for p in self.parts] if allowed is None else list(allowed)
+        found = self.document_rows(doc_id)
+        if found is not None:
+            part, rows = found
+            kept[part] = kept[part].copy()
+            kept[part][rows] = False
+        return kept
+
     def find_sentence(self, sentence_id: int) -> int | None:
         """The address of the live sentence with this (public) id, or None."""
         for i, part in enumerate(self.parts):

@@ -247,6 +247,11 @@ def assert_same_results(
     ``selection``: offset, min_score, group as search takes them."""
     ours = a.search(query, k=5, mode=mode, filters=filters, **selection).results
     theirs = b.search(query, k=5, mode=mode, filters=filters, **selection).results
+    assert_same_hits(ours, theirs, (query, mode, filters), **selection)
+
+
+def assert_same_hits(ours: list[Hit], theirs: list[Hit], asked: Any, **selection: Any) -> None:
+    """The same hits (above ties at the last score) and scores of two answers to ``asked``."""
     if selection.get("group") == "document":
         # documents whose best passages tie may come in either order, each with its own further
         # passages: compare the documents by their best passage
@@ -261,7 +266,7 @@ def assert_same_results(
         high = max(scores, default=0.0) - 1e-5 if selection.get("offset") else float("inf")
         return {(r.document_id, r.paragraph, r.sentence) for r in results if low < r.score < high}
 
-    assert sure(ours) == sure(theirs), (query, mode, filters, selection)
+    assert sure(ours) == sure(theirs), (asked, selection)
 
 
 def _best_of_each_rank(results: list[Hit]) -> list[Hit]:

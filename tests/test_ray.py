@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from indexer.catalog import create_service
-from indexer.errors import InvalidRequestError
 from indexer.generations import current_name
 from indexer.service import SearchService
 from indexer.settings import Settings
@@ -32,6 +31,7 @@ from tests.helpers import (
     FINDLING,
     WORDS_DE,
     WORDS_EN,
+    assert_same_hits,
     assert_same_results,
     modules_loaded_by_cli,
     random_document,
@@ -148,7 +148,7 @@ def test_indexed_and_served_on_ray_as_on_one_machine(
         for mode in ("dense", "bm25", "hybrid"):
             assert_same_results(served, once, query, mode, FILTERS[number % len(FILTERS)])
     assert served.search(queries[0]).shards.total == shards  # type: ignore[union-attr]
-    # #17 over the replicas: operators, paging, groups, whole documents; similar is refused
+    # #17 over the replicas: operators, paging, groups, whole documents, more like this
     where = {"$or": [{"lang": "de"}, {"team": {"$in": ["a"]}}]}
     for number, query in enumerate(queries[:30]):
         selection = SELECTIONS[number % len(SELECTIONS)]
@@ -158,8 +158,18 @@ def test_indexed_and_served_on_ray_as_on_one_machine(
     assert sorted(d.id for d in listed.documents) == sorted(d.id for d in expected.documents)
     for entry in expected.documents[:: max(1, len(expected.documents) // 5)]:
         assert served.document(entry.id) == once.document(entry.id)
-    with pytest.raises(InvalidRequestError, match="Ray"):
-        served.similar(text="Rhein")
+    # more like this: a stored document's or sentence's vector from the shard holding it
+    alone = create_service(_settings(tmp_path / "ray"))  # the same shards in one process
+    hit = served.search("Rhein Fluss", k=1, mode="dense").results[0]
+    likes: list[dict[str, Any]] = [{"document_id": d.id} for d in expected.documents[:6]]
+    likes += [{"sentence_id": hit.sentence_id}, {"text": queries[1]}]
+    for number, like in enumerate(likes):
+        only = FILTERS[number % len(FILTERS)]
+        ours = served.similar(k=5, filters=only, **like)
+        assert ours.results == alone.similar(k=5, filters=only, **like).results
+        if "sentence_id" not in like:
+            theirs = once.similar(k=5, filters=only, **like).results
+            assert_same_hits(ours.results, theirs, like)
     # unchanged files cost nothing; a changed one is embedded again, alone
     again = _ray_build(tmp_path / "ray", corpus, None)
     assert (again.unchanged, again.embedded) == (summary.added, 0)
@@ -351,6 +361,8 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
         killer.join()
         partial = httpx.get(f"{url}/search", params={"q": "Rhein", "allow_partial": "true"})
         metrics = httpx.get(f"{url}/metrics").text
+        hit = httpx.get(f"{url}/search", params={"q": "Rhein", "k": 1}).json()["results"][0]
+        like = httpx.post(f"{url}/similar", json={"sentence_id": hit["sentence_id"], "k": 3})
     statuses = [status for _, status, _ in results]
     failed = [t for t, status, _ in results if status != 200]
     after = [t for t, status, _ in results if status == 200 and failed and t > failed[-1]]
@@ -377,6 +389,9 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
         assert min(t for t, _ in failures) >= killed_at - 0.5
     assert partial.status_code == 200
     assert partial.json()["shards"]["total"] == 3
+    assert like.status_code == 200, like.text
+    assert like.json()["results"] and like.json()["shards"]["successful"] == 3
+    assert hit["document_id"] not in {r["document_id"] for r in like.json()["results"]}
 
 
 # -- lightness ----------------------------------------------------------------------------------

@@ -29,7 +29,14 @@ from indexer.service import SearchService
 from indexer.settings import Settings
 from indexer.shards import shard_of
 from indexer.snapshot import SegmentCache, Snapshot
-from tests.helpers import WORDS_DE, WORDS_EN, assert_same_results, random_document, stored
+from tests.helpers import (
+    WORDS_DE,
+    WORDS_EN,
+    assert_same_hits,
+    assert_same_results,
+    random_document,
+    stored,
+)
 
 MERGES = MergePolicy(floor=5, per_tier=3, at_once=3)
 FILTERS: list[dict[str, str]] = [{}, {"lang": "de"}, {"team": "a"}, {"source": "notes/0*"}]
@@ -221,9 +228,9 @@ def test_the_drivers_statistics_are_the_shards_sums(tmp_path: Path) -> None:
         assert total.frequencies["unbekannt"] == 0
 
 
-def test_documents_and_more_like_this_on_shards(tmp_path: Path, once: SearchService) -> None:
+def test_documents_on_shards(tmp_path: Path, once: SearchService) -> None:
     """GET /documents and /documents/{id} (service.documents, .document) on one machine and
-    shard by shard; similar on one machine, and a clear refusal shard by shard."""
+    shard by shard."""
     sharded = _grown_sharded(tmp_path / "c", _corpus(random.Random(13)), 3)
     scattered = _scattered(tmp_path / "c")
     everything = sharded.documents(0, 1000)
@@ -243,14 +250,44 @@ def test_documents_and_more_like_this_on_shards(tmp_path: Path, once: SearchServ
         scattered.document("doc-999")
     with pytest.raises(InvalidRequestError):
         scattered.documents(-1, 5)
-    hit = sharded.search("Rhein Fluss", k=1, mode="dense").results[0]
-    for like in ({"document_id": "doc-042"}, {"text": "Rhein"}, {"sentence_id": hit.sentence_id}):
-        ours = sharded.similar(k=5, **like).results
-        theirs = once.similar(k=5, **like).results if "sentence_id" not in like else ours
-        np.testing.assert_allclose([r.score for r in ours], [r.score for r in theirs], atol=2e-6)
-        assert ours
-        with pytest.raises(InvalidRequestError, match="Ray"):
-            scattered.similar(k=5, **like)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_more_like_this_shard_by_shard_as_on_one_machine(
+    tmp_path: Path, once: SearchService, shards: int
+) -> None:
+    """similar() of documents, sentences and texts, with filters and selections: shard by shard
+    (as `findling serve --ray` runs it) the same answer as the sharded collection on one
+    machine, and the same hits and scores as the unsharded one; never the document itself."""
+    sharded = _grown_sharded(tmp_path / "c", _corpus(random.Random(13)), shards)
+    scattered = _scattered(tmp_path / "c")
+    rng = random.Random(shards)
+    sentence_ids = {
+        hit.sentence_id
+        for _ in range(20)
+        for hit in sharded.search(" ".join(rng.choices(WORDS_DE + WORDS_EN, k=2)), k=5).results
+    }
+    likes: list[dict[str, Any]] = [{"document_id": f"doc-{n:03d}"} for n in range(0, 90, 3)]
+    likes += [{"sentence_id": i} for i in sorted(sentence_ids)[:30]]
+    likes += [{"text": " ".join(rng.choices(WORDS_DE + WORDS_EN, k=3))} for _ in range(20)]
+    filters = FILTERS + OPERATOR_FILTERS
+    for number, like in enumerate(likes):
+        where = filters[number % len(filters)]
+        selection = ({}, *SELECTIONS)[number % (len(SELECTIONS) + 1)]
+        ours = scattered.similar(k=5, filters=where, **like, **selection)
+        theirs = sharded.similar(k=5, filters=where, **like, **selection)
+        assert (ours.query, ours.mode, ours.results) == (theirs.query, theirs.mode, theirs.results)
+        assert ours.shards is not None and ours.shards.successful == shards
+        if "document_id" in like:
+            assert like["document_id"] not in {r.document_id for r in ours.results}
+        if "sentence_id" not in like:  # sentence ids are the sharded collection's own
+            expected = once.similar(k=5, filters=where, **like, **selection).results
+            assert_same_hits(ours.results, expected, like, **selection)
+    for missing in ({"document_id": "doc-999"}, {"sentence_id": 10**9}):
+        with pytest.raises(DocumentNotFoundError):
+            scattered.similar(**missing)
+    with pytest.raises(InvalidRequestError, match="exactly one"):
+        scattered.similar(document_id="doc-001", text="Rhein")
 
 
 @pytest.mark.parametrize("shards", [1, 3])

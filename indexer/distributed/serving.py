@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from indexer.catalog import Catalog, check_name
 from indexer.defaults import DEFAULT_COLLECTION
 from indexer.model.embedder import Embedder
@@ -65,6 +67,11 @@ class ShardReplica:
 
     def hits(self, generation: str, wanted: list[tuple[int, int, Scored]]) -> list[Hit]:
         return self.reader.hits(generation, wanted)
+
+    def like(
+        self, generation: str, document_id: str | None, sentence_id: int | None
+    ) -> tuple[np.ndarray, str] | None:
+        return self.reader.like(generation, document_id, sentence_id)
 
     def document(self, generation: str, doc_id: str) -> StoredDocument | None:
         return self.reader.document(generation, doc_id)
@@ -122,6 +129,11 @@ class RayShards:
         self, requests: Mapping[str, tuple[str, list[tuple[int, int, Scored]]]]
     ) -> tuple[dict[str, list[Hit]], list[str]]:
         return self._round("hits", {s: tuple(r) for s, r in requests.items()})
+
+    def like(
+        self, requests: Mapping[str, tuple[str, str | None, int | None]]
+    ) -> tuple[dict[str, tuple[np.ndarray, str] | None], list[str]]:
+        return self._round("like", {s: tuple(r) for s, r in requests.items()})
 
     def document(
         self, requests: Mapping[str, tuple[str, str]]
