@@ -36,6 +36,7 @@ class SearchOptions:
     batch_size: int = defaults.BATCH_SIZE
     quantize: Quantize = defaults.QUANTIZE
     segment_sentences: int = defaults.SEGMENT_SENTENCES
+    graph_sentences: int = defaults.GRAPH_SENTENCES
     write_wait: float = defaults.WRITE_WAIT_SECONDS
     # merges inside a write (bounded work) and at the end of an indexing run (unbounded)
     write_merges: MergePolicy = field(

@@ -22,7 +22,7 @@ import fnmatch
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from indexer.documents import Document, Sentence, public_id
 from indexer.errors import IndexCorruptError
 from indexer.fsutil import fsync_path, mapped, sha256_file
 from indexer.lexical import ANALYZER_VERSION, Postings
-from indexer.store import VectorStore, write_store
+from indexer.store import GRAPH, VectorStore, grow_store, write_store
 
 SEGMENT_FORMAT = 1
 META = "segment.json"
@@ -134,27 +134,91 @@ def write_segment(
     """Write a complete segment into the (new, empty) ``folder``; ``segment.json`` goes last."""
     languages = sorted({s.language for s in data.sentences})
     rows = _sentence_rows(data.documents, data.sentences, languages)
+    first, count = _document_ranges(rows, len(data.documents))
     with _new_database(folder / DOCUMENTS) as db:
-        db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (row, *_document_values(doc), int(first), int(count), _pages_value(doc.pages))
-                for row, (doc, first, count) in enumerate(
-                    zip(data.documents, *_document_ranges(rows, len(data.documents)), strict=True)
-                )
-            ),
-        )
+        _insert_documents(db, data.documents, first, count, 0)
     return _finish(
         folder,
         name,
         data.ids,
         rows,
-        data.vectors,
         data.postings,
         languages,
-        ann_threshold,
-        quantize,
+        _Vectors(
+            len(data.vectors),
+            data.vectors.shape[1],
+            lambda into: write_store(into, data.vectors, ann_threshold, quantize),
+        ),
     )
+
+
+def extend_segment(folder: Path, name: str, base: Segment, data: SegmentData) -> SegmentInfo:
+    """Write one segment holding ``base``'s rows (an fp32 graph segment none of whose documents
+    is deleted) and then ``data``'s. Its graph is ``base``'s with only ``data``'s vectors
+    inserted: a large run grows one graph rather than starting one per segment, for the same
+    graph work (see defaults.GRAPH_SENTENCES). Nothing of ``base`` is analysed again."""
+    languages = sorted(set(base.info.languages) | {s.language for s in data.sentences})
+    old = np.array(base.sentences)
+    codes = np.array([languages.index(lang) for lang in base.info.languages] or [0])
+    old["language"] = codes[old["language"]]
+    new = _sentence_rows(data.documents, data.sentences, languages)
+    new["doc"] += base.info.documents
+    rows = np.concatenate([old, new])
+    first, count = _document_ranges(rows, base.info.documents + len(data.documents))
+    with _new_database(folder / DOCUMENTS) as db:
+        kept = [(r, r, int(first[r]), int(count[r])) for r in range(base.info.documents)]
+        _copy_documents(db, base, kept)
+        _insert_documents(db, data.documents, first, count, base.info.documents)
+    everything = [
+        (base.postings, np.ones(len(base), dtype=bool)),
+        (data.postings, np.ones(len(data.sentences), dtype=bool)),
+    ]
+    return _finish(
+        folder,
+        name,
+        np.concatenate([np.asarray(base.ids), data.ids]),
+        rows,
+        Postings.merge(everything),
+        languages,
+        _Vectors(
+            len(base) + len(data.vectors),
+            base.info.dimension,
+            lambda into: grow_store(into, base.folder / GRAPH, data.vectors),
+        ),
+    )
+
+
+def _insert_documents(
+    db: sqlite3.Connection,
+    documents: Sequence[Document],
+    first: np.ndarray,
+    count: np.ndarray,
+    offset: int,
+) -> None:
+    """Insert ``documents`` as rows ``offset`` on (``first``/``count``: every row's sentences)."""
+    db.executemany(
+        "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (
+                row,
+                *_document_values(doc),
+                int(first[row]),
+                int(count[row]),
+                _pages_value(doc.pages),
+            )
+            for row, doc in enumerate(documents, start=offset)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Vectors:
+    """A segment's vectors as :func:`_finish` writes them: how many, their dimension, and what
+    writes the store into a folder (returning its kind and files)."""
+
+    count: int
+    dimension: int
+    write: Callable[[Path], tuple[str, list[str]]]
 
 
 def _finish(
@@ -162,18 +226,16 @@ def _finish(
     name: str,
     ids: np.ndarray,
     rows: np.ndarray,
-    vectors: np.ndarray,
     postings: Postings,
     languages: list[str],
-    ann_threshold: int,
-    quantize: Quantize,
+    vectors: _Vectors,
 ) -> SegmentInfo:
-    if not (len(ids) == len(rows) == len(vectors) == len(postings.lengths)):
+    if not (len(ids) == len(rows) == vectors.count == len(postings.lengths)):
         raise ValueError("a segment's ids, sentences, vectors and postings must agree in length")
     np.save(folder / IDS, np.asarray(ids, dtype=np.int64), allow_pickle=False)
     np.save(folder / SENTENCES, rows, allow_pickle=False)
     postings.save(folder)
-    kind, vector_files = write_store(folder, vectors, ann_threshold, quantize)
+    kind, vector_files = vectors.write(folder)
     documents = int(rows["doc"].max()) + 1 if len(rows) else 0
     files = [IDS, SENTENCES, DOCUMENTS, *Postings.files(), *vector_files]
     for file in files:
@@ -182,7 +244,7 @@ def _finish(
         name=name,
         sentences=len(ids),
         documents=documents,
-        dimension=int(vectors.shape[1]),
+        dimension=vectors.dimension,
         first_id=int(ids[0]) if len(ids) else 0,
         last_id=int(ids[-1]) if len(ids) else -1,
         vector_index=kind,
@@ -232,16 +294,19 @@ def merge_segments(
             ]
             _copy_documents(db, segment, mapping)
             new_row += len(mapping)
+    merged = np.concatenate(vectors)
     return _finish(
         folder,
         name,
         np.concatenate(ids),
         all_rows,
-        np.concatenate(vectors),
         Postings.merge(postings_parts),
         languages,
-        ann_threshold,
-        quantize,
+        _Vectors(
+            len(merged),
+            merged.shape[1],
+            lambda into: write_store(into, merged, ann_threshold, quantize),
+        ),
     )
 
 

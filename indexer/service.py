@@ -264,7 +264,8 @@ class SearchService:
         """The writer of the next generation: sharded if the collection is (or is to be)."""
         numbering = self._numbering() if base is None else None
         count = shard_count(base.manifest if base else numbering, shards, base is None)
-        layout = Layout(self.options.ann_threshold, self.options.quantize)
+        options = self.options
+        layout = Layout(options.ann_threshold, options.quantize, options.graph_sentences)
         model = self.embedder.name
         recipe = self.options.recipe.for_model(model)
         if count:

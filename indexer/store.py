@@ -82,6 +82,19 @@ def write_store(
     return kind, [GRAPH]
 
 
+def grow_store(folder: Path, graph_file: Path, vectors: np.ndarray) -> tuple[str, list[str]]:
+    """Write a graph store into ``folder``: the fp32 HNSW graph at ``graph_file`` (read whole)
+    with ``vectors`` inserted after its own, as rows ``graph.ntotal`` on; only they cost
+    graph work. Returns the store's kind and its files, as :func:`write_store` does."""
+    import faiss
+
+    graph: Any = faiss.read_index(str(graph_file))
+    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    faiss.write_index(graph, str(folder / GRAPH))
+    return f"hnsw{HNSW_M}", [GRAPH]
+
+
 class VectorStore:
     """Inner-product search over one segment's rows; exact or through an HNSW graph."""
 

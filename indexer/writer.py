@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from indexer.defaults import Quantize
+from indexer.defaults import GRAPH_SENTENCES, Quantize
 from indexer.documents import Document, Sentence
 from indexer.errors import FindlingError
 from indexer.fsutil import atomic_write, write_durably
@@ -32,6 +32,7 @@ from indexer.segment import (
     Segment,
     SegmentData,
     SegmentInfo,
+    extend_segment,
     merge_segments,
     write_segment,
 )
@@ -97,6 +98,7 @@ class Layout:
 
     ann_threshold: int
     quantize: Quantize = "none"
+    graph_sentences: int = GRAPH_SENTENCES  # see defaults.GRAPH_SENTENCES
 
 
 class GenerationWriter:
@@ -135,6 +137,7 @@ class GenerationWriter:
         self._counted = {e.name: e.deleted_sentences for e in self.entries}
         self._written: list[Path] = []  # folders and files this writer made, until committed
         self._adopted: list[tuple[Path, Path]] = []  # (segment, the stage it was) until then
+        self._growing: str | None = None  # the segment add() wrote last (see _growing_for)
 
     def delete(self, ids: set[str]) -> None:
         """Mark the live documents with these ids deleted (ids not in the base are ignored)."""
@@ -167,11 +170,39 @@ class GenerationWriter:
         data = SegmentData(documents, sentences, ids, vectors, postings)
         name = self._segment_name()
         tmp = self._new_folder(name)
-        info = write_segment(tmp, name, data, self.layout.ann_threshold, self.layout.quantize)
+        growing = self._growing_for(len(sentences))
+        if growing is None:
+            info = write_segment(tmp, name, data, self.layout.ann_threshold, self.layout.quantize)
+        else:
+            info = extend_segment(tmp, name, growing, data)
         publish(self.index_dir, tmp, name)
+        if growing is not None:
+            self._drop_written(growing.name)  # its rows are the new segment's first ones
         self.next_id += len(sentences)
         self.dimension = info.dimension
         self._add_entry(info)
+        self._growing = name
+
+    def _growing_for(self, sentences: int) -> Segment | None:
+        """The segment this run wrote last, if the next ``sentences`` are to be added to its
+        graph (see defaults.GRAPH_SENTENCES): an fp32 graph segment of this writer's with
+        nothing deleted, still under the limit with them."""
+        entry = next((e for e in self.entries if e.name == self._growing), None)
+        if entry is None or self.layout.quantize != "none" or entry.vector_index == "flat":
+            return None
+        if (
+            self._deleted[entry.name].any()
+            or entry.sentences + sentences > self.layout.graph_sentences
+        ):
+            return None
+        return self._segments[entry.name]
+
+    def _drop_written(self, name: str) -> None:
+        """Forget and remove a segment this writer wrote (no generation names it yet)."""
+        self.entries = [e for e in self.entries if e.name != name]
+        self._segments.pop(name).close()
+        del self._deleted[name]
+        shutil.rmtree(self.index_dir / name)
 
     def adopt(self, staged: Path, deleted: np.ndarray) -> None:
         """Make a complete segment written outside this writer (a distributed run's stage, see

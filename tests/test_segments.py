@@ -8,6 +8,7 @@ import random
 import threading
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from indexer.model.embedder import HashingEmbedder
 from indexer.options import SearchOptions
 from indexer.service import SearchService
 from indexer.snapshot import SegmentCache, Snapshot
-from tests.helpers import WORDS_DE, WORDS_EN, assert_same_results, random_document
+from indexer.writer import GenerationWriter
+from tests.helpers import WORDS_DE, WORDS_EN, assert_same_results, random_document, stored
 
 # small tiers, so that this small collection merges many times while it grows
 MERGES = MergePolicy(floor=5, per_tier=3, at_once=3)
@@ -215,3 +217,65 @@ def test_a_request_on_an_older_generation_reads_on_through_two_commits(tmp_path:
     del in_flight
     gc.collect()
     assert held() is None  # freed once no request holds it
+
+
+@pytest.mark.parametrize("limit", [10**6, 300])
+def test_a_large_run_grows_one_graph(
+    tmp_path: Path, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run writing several segments grows one graph segment (up to ``graph_sentences``,
+    then starts the next): every vector at its own row, and the same hits and scores as the
+    same documents written as one segment at once."""
+    monkeypatch.setattr("indexer.service.EMBED_CHUNK_SENTENCES", 40)  # segments of ~100
+    written: list[int] = []
+    real_add = GenerationWriter.add
+
+    def add(writer: GenerationWriter, *args: Any) -> None:
+        written.append(len(args[1]))
+        real_add(writer, *args)
+
+    monkeypatch.setattr(GenerationWriter, "add", add)
+    rng = random.Random(5)
+    documents = [random_document(rng, n) for n in range(120)]
+    options = SearchOptions(ann_threshold=50, segment_sentences=100, graph_sentences=limit)
+    grown = SearchService(tmp_path / "grown", HashingEmbedder(64), options)
+    grown.build_documents(documents)
+    grown_in = list(written)
+    once = SearchService(tmp_path / "once", HashingEmbedder(64), SearchOptions(ann_threshold=50))
+    once.build_documents(documents)
+    segments, passages = grown.info().segments, grown.info().passages
+    assert passages > 500 and sum(s.sentences for s in segments) == passages
+    assert len(grown_in) >= 5 and sum(grown_in) == passages  # written in several segments
+    if limit > passages:
+        assert [s.vector_index for s in segments] == ["hnsw32"]
+    else:  # (a last small one gets no graph)
+        assert len(segments) >= 2 and max(s.sentences for s in segments) <= limit
+        assert segments[0].vector_index == "hnsw32" and segments[0].sentences > 200
+    assert sorted(p.name for p in (tmp_path / "grown").iterdir() if p.name.startswith("seg-")) == [
+        s.name for s in segments
+    ]  # the segments grown from are gone
+    vectors = {(s.sentence.doc_id, s.sentence.start): s.vector for s in stored(tmp_path / "once")}
+    for row in stored(tmp_path / "grown"):
+        np.testing.assert_array_equal(
+            row.vector, vectors[(row.sentence.doc_id, row.sentence.start)]
+        )
+    assert grown.verify() == []
+    queries = [" ".join(rng.choices(WORDS_DE + WORDS_EN, k=rng.randint(1, 3))) for _ in range(200)]
+    for number, query in enumerate(queries):  # BM25 exactly: the postings were merged
+        assert_same_results(grown, once, query, "bm25", ({}, {"lang": "de"})[number % 2])
+    # a grown graph finds the nearest vectors as one built at once does (brute force as oracle;
+    # HNSW is approximate either way)
+    embedder = HashingEmbedder(64)
+    for part in grown._current().parts:
+        store = part.segment.store
+        if store._graph is None:
+            continue
+        assert store._graph.ntotal == len(part.segment)  # (the vectors above are the graph's)
+        every = store.vectors(np.arange(len(store)))
+        found = 0
+        for query in queries:
+            vector = embedder.embed_query(query)
+            exact = np.sort(every @ vector)[::-1][:10]
+            got = store.search(vector, 10).scores
+            found += int(np.isin(np.round(got, 5), np.round(exact, 5)).sum())
+        assert found / (10 * len(queries)) >= 0.98
