@@ -107,9 +107,11 @@ def _telling_what_ctrl_c_left(settings: Settings) -> Iterator[None]:
     from indexer.catalog import create_service
     from indexer.generations import current_name
 
+    folder = create_service(settings).index_dir
+
     def live() -> str | None:
         with contextlib.suppress(FindlingError):
-            return current_name(create_service(settings).index_dir)
+            return current_name(folder)
         return None
 
     before = live()

@@ -582,11 +582,9 @@ class ShardedService(SearchService):
             return super().search(
                 query, k, chosen, filters, offset=offset, min_score=min_score, group=group
             )
-        if view.model != self.embedder.name:
-            raise ModelMismatchError.between(view.model, self.embedder.name)
+        self._load_for(view)
         if filters:
             check_filters(filters)
-        self.embedder.load()
         started = time.perf_counter()
         language = query_language(query)
         request = Request(
@@ -645,9 +643,7 @@ class ShardedService(SearchService):
         exclude = None
         if text is not None:
             text = self._check_query(text)
-            if view.model != self.embedder.name:
-                raise ModelMismatchError.between(view.model, self.embedder.name)
-            self.embedder.load()
+            self._load_for(view)
             language = detect_language(text)
             vector = view.recipe.text_vector(self.embedder, text, language, SIMILAR_TEXT_AS)
         else:
@@ -668,6 +664,12 @@ class ShardedService(SearchService):
         elapsed = (time.perf_counter() - started) * 1000
         label = like_label(document_id, text, sentence_id)
         return Answer(label, "dense", hits, elapsed, shards=counts)
+
+    def _load_for(self, view: Manifest) -> None:
+        """The model, loaded, if it is the one the collection ``view`` was embedded with."""
+        if view.model != self.embedder.name:
+            raise ModelMismatchError.between(view.model, self.embedder.name)
+        self.embedder.load()
 
     def _like(
         self, view: Manifest, document_id: str | None, sentence_id: int | None
