@@ -39,7 +39,7 @@ import numpy as np
 
 from indexer.defaults import DOCUMENTS_PAGE, Mode
 from indexer.documents import detect_language, query_language
-from indexer.errors import ModelMismatchError, ShardUnavailableError
+from indexer.errors import ShardUnavailableError
 from indexer.filters import check_filters
 from indexer.fsutil import mapped
 from indexer.generations import current_manifest, current_name
@@ -667,8 +667,7 @@ class ShardedService(SearchService):
 
     def _load_for(self, view: Manifest) -> None:
         """The model, loaded, if it is the one the collection ``view`` was embedded with."""
-        if view.model != self.embedder.name:
-            raise ModelMismatchError.between(view.model, self.embedder.name)
+        self._check_model(view.model)
         self.embedder.load()
 
     def _like(

@@ -320,9 +320,13 @@ class SearchService:
 
     def _base(self) -> Snapshot:
         base = self._current()
-        if base.manifest.model != self.embedder.name:
-            raise ModelMismatchError.between(base.manifest.model, self.embedder.name)
+        self._check_model(base.manifest.model)
         return base
+
+    def _check_model(self, model: str) -> None:
+        """Raise unless the collection's vectors were made by this service's model."""
+        if model != self.embedder.name:
+            raise ModelMismatchError.between(model, self.embedder.name)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -508,8 +512,7 @@ class SearchService:
 
     def _ready(self) -> Snapshot:
         snapshot = self._current()
-        if snapshot.manifest.model != self.embedder.name:
-            raise ModelMismatchError.between(snapshot.manifest.model, self.embedder.name)
+        self._check_model(snapshot.manifest.model)
         self.embedder.load()
         return snapshot
 
