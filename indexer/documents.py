@@ -10,17 +10,20 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from indexer.defaults import MAX_FILE_MB, MAX_METADATA_DEPTH
 from indexer.errors import InvalidRequestError, SourceNotFoundError
 from indexer.formats import SUFFIXES, Extracted, FormatError, extract
+
+if TYPE_CHECKING:
+    from indexer.identifier import BatchIdentifier
 
 log = logging.getLogger(__name__)
 
@@ -516,8 +519,12 @@ def _located(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
 
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language (py3langid ships its own model)."""
-    code, _ = _language_identifier().classify(text[:DOCUMENT_SAMPLE])
-    return str(code)
+    return _language_identifier().classify(text[:DOCUMENT_SAMPLE])
+
+
+def detect_languages(texts: Sequence[str]) -> list[str]:
+    """:func:`detect_language` of each text, all at once (several times faster)."""
+    return _language_identifier().classify_many([t[:DOCUMENT_SAMPLE] for t in texts])
 
 
 @lru_cache(maxsize=1024)
@@ -528,7 +535,7 @@ def query_language(query: str) -> str:
 
 
 _IDENTIFIER_LOCK = threading.Lock()
-_identifier: Any = None
+_identifier: BatchIdentifier | None = None
 _language_cache: Path | None = None
 
 
@@ -539,21 +546,21 @@ def use_language_cache(cache_dir: Path) -> None:
     _language_cache = cache_dir
 
 
-def _language_identifier() -> Any:
+def _language_identifier() -> BatchIdentifier:
     # loaded once, under a lock: 32 threads of a server that wrote at once each loaded
     # py3langid's model otherwise (18 s)
     global _identifier
     if _identifier is None:
         with _IDENTIFIER_LOCK:
             if _identifier is None:
-                from indexer.identifier import load_identifier
+                from indexer.identifier import BatchIdentifier, load_identifier
 
                 if _language_cache is None:
                     from indexer.settings import default_model_cache
 
                     use_language_cache(default_model_cache())
                 assert _language_cache is not None
-                _identifier = load_identifier(_language_cache)
+                _identifier = BatchIdentifier(load_identifier(_language_cache))
     return _identifier
 
 
@@ -572,24 +579,58 @@ def load_language_identifier(cache_dir: Path | None = None) -> None:
 
 def with_language(document: Document) -> Document:
     """The document with its language detected if it was not declared (read from a file)."""
-    if document.language:
-        return document
-    return dataclasses.replace(document, language=detect_language(document.text))
+    return with_languages([document])[0]
+
+
+def with_languages(documents: Sequence[Document]) -> list[Document]:
+    """:func:`with_language` of each document, detected all at once."""
+    unknown = [i for i, d in enumerate(documents) if not d.language]
+    found = detect_languages([documents[i].text for i in unknown])
+    out = list(documents)
+    for i, language in zip(unknown, found, strict=True):
+        out[i] = dataclasses.replace(out[i], language=language)
+    return out
 
 
 def split_document(document: Document) -> list[Sentence]:
     """Split a document into sentences, in reading order."""
-    document = with_language(document)
-    sentences: list[Sentence] = []
-    for p_no, (p_start, p_end) in enumerate(paragraph_spans(document.text)):
-        paragraph = document.text[p_start:p_end]
-        # mixed-language documents exist; short texts are too little evidence to judge. A
-        # sentence takes its paragraph's language: detecting each sentence as well cost more
-        # than splitting and changed 1 of 1,387 sentences (XQuAD dev, seeds, hold-out check)
-        long_enough = len(paragraph) >= 80
-        language = (
-            detect_language(paragraph[:PARAGRAPH_SAMPLE]) if long_enough else document.language
+    return split_documents([document])[0]
+
+
+def split_documents(documents: Sequence[Document]) -> list[list[Sentence]]:
+    """:func:`split_document` of each document; languages are detected for all at once."""
+    documents = with_languages(documents)
+    paragraphs = [paragraph_spans(d.text) for d in documents]
+    # mixed-language documents exist; short texts are too little evidence to judge. A
+    # sentence takes its paragraph's language: detecting each sentence as well cost more
+    # than splitting and changed 1 of 1,387 sentences (XQuAD dev, seeds, hold-out check)
+    judged = [
+        (d, p)
+        for d, spans in enumerate(paragraphs)
+        for p, (start, end) in enumerate(spans)
+        if end - start >= 80
+    ]
+    samples = [_sample(documents[d].text, *paragraphs[d][p]) for d, p in judged]
+    detected = dict(zip(judged, _language_identifier().classify_many(samples), strict=True))
+    return [
+        _sentences(
+            document, spans, [detected.get((d, p), document.language) for p in range(len(spans))]
         )
+        for d, (document, spans) in enumerate(zip(documents, paragraphs, strict=True))
+    ]
+
+
+def _sample(text: str, start: int, end: int) -> str:
+    return text[start : min(end, start + PARAGRAPH_SAMPLE)]
+
+
+def _sentences(
+    document: Document, paragraphs: list[tuple[int, int]], languages: list[str]
+) -> list[Sentence]:
+    """The document's sentences, paragraph by paragraph, each in its paragraph's language."""
+    sentences: list[Sentence] = []
+    for p_no, ((p_start, p_end), language) in enumerate(zip(paragraphs, languages, strict=True)):
+        paragraph = document.text[p_start:p_end]
         for s_no, (s_start, s_end) in enumerate(sentence_spans(paragraph, language)):
             text = paragraph[s_start:s_end]
             sentences.append(

@@ -102,3 +102,113 @@ def _unpack(archive: Path, folder: Path) -> None:
             fsync_path(folder.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# texts walked through the automaton together (their byte columns: at most this many times the
+# longest text's bytes of int32 in memory)
+BATCH_TEXTS = 1024
+
+
+class BatchIdentifier:
+    """py3langid's identifier, answering for many texts at a time what its ``classify`` answers
+    for each.
+
+    py3langid walks its automaton one byte at a time in a Python loop: that walk was two thirds
+    of preparing a document for the index (detecting its language and each paragraph's). Here
+    all texts of a batch take each step together, in numpy; the features found and the scoring
+    after the walk are py3langid's own, so the answers are the same (tests/test_identifier.py
+    compares them). An identifier whose internals are not the ones this walk knows (another
+    py3langid, or one set to normalise probabilities) classifies one text at a time.
+    """
+
+    def __init__(self, identifier: Any) -> None:
+        self.identifier = identifier
+        self._walk: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        from py3langid import langid
+
+        # the score of a text without features
+        self._floor = float(getattr(langid, "RAW_FLOOR", np.finfo(np.float32).min))
+        if _walkable(identifier):
+            self._walk = (
+                np.frombuffer(identifier.tk_nextmove, dtype=_dtype(identifier.tk_nextmove)),
+                np.asarray(identifier._rowbase, dtype=np.int64),
+                np.asarray(identifier.tk_output, dtype=np.int32),
+            )
+
+    def classify(self, text: str) -> str:
+        """The language code of one text."""
+        return str(self.identifier.classify(text)[0])
+
+    def classify_many(self, texts: list[str]) -> list[str]:
+        """The language code of each text, in order."""
+        if self._walk is None or len(texts) < 2:
+            return [self.classify(t) for t in texts]
+        encoded = [self.identifier._encode(t) for t in texts]
+        # longest first: the texts still being walked at each step are a prefix
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
+        codes = [""] * len(texts)
+        for start in range(0, len(order), BATCH_TEXTS):
+            batch = order[start : start + BATCH_TEXTS]
+            for i, code in zip(batch, self._classify([encoded[i] for i in batch]), strict=True):
+                codes[i] = code
+        return codes
+
+    def _classify(self, texts: list[bytes]) -> list[str]:
+        """The language of each text (UTF-8, as py3langid encodes it; longest first)."""
+        from scipy.sparse import csr_matrix
+
+        identifier = self.identifier
+        found = self._features(texts)
+        text, step = np.nonzero(found.T >= 0)
+        # how often each text reaches each feature (py3langid's visit_counts)
+        width = len(identifier.nb_ptc)
+        pairs, counts = np.unique(
+            text * width + found[step, text].astype(np.int64), return_counts=True
+        )
+        rows, features = np.divmod(pairs, width)
+        used, columns = np.unique(features, return_inverse=True)
+        visits = csr_matrix(
+            (np.log1p(counts.astype(np.float32)), (rows, columns)), shape=(len(texts), len(used))
+        )
+        # py3langid's naive Bayes score (its _sparse_score), for all texts at once
+        scores = np.asarray(visits @ identifier.nb_ptc[used].astype(np.float32))
+        scores += identifier.nb_pc
+        scores[np.bincount(rows, minlength=len(texts)) == 0] = self._floor
+        for i, j in identifier._alias_pairs:  # a label under two columns counts once
+            scores[:, i] = np.maximum(scores[:, i], scores[:, j])
+            scores[:, j] = self._floor
+        return [str(identifier.nb_classes[i]) for i in scores.argmax(axis=1)]
+
+    def _features(self, texts: list[bytes]) -> np.ndarray:
+        """The feature each byte of each text (longest first) reaches as py3langid walks it,
+        -1 for none (or past the text's end): one row per byte position, a column per text."""
+        assert self._walk is not None
+        nextmove, rowbase, output = self._walk
+        lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        width = int(lengths[0]) if len(texts) else 0
+        data = np.zeros((width, len(texts)), dtype=np.int64)  # a step's bytes side by side
+        for row, text in enumerate(texts):
+            data[: len(text), row] = np.frombuffer(text, dtype=np.uint8)
+        # how many texts are still being walked at each step
+        walking = np.searchsorted(-lengths, -np.arange(width), side="right")
+        states = np.zeros(len(texts), dtype=np.int64)
+        found = np.full((width, len(texts)), -1, dtype=np.int32)
+        for step in range(width):
+            n = walking[step]
+            states[:n] = nextmove[rowbase[states[:n]] + data[step, :n]]
+            found[step, :n] = output[states[:n]]
+        return found
+
+
+def _walkable(identifier: Any) -> bool:
+    needed = ("_encode", "_sparse_score", "_rowbase", "_alias_pairs", "tk_nextmove", "tk_output")
+    return (
+        all(hasattr(identifier, name) for name in needed)
+        and getattr(identifier, "_norm_probs", True) is False
+        and getattr(identifier, "min_confidence", 0) is None
+        and isinstance(identifier.tk_nextmove, array)
+    )
+
+
+def _dtype(values: array[int]) -> np.dtype[Any]:
+    return np.dtype(f"u{values.itemsize}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import py3langid
 
-from indexer.identifier import ARRAYS, load_identifier, unpacked_folder
+from indexer.identifier import ARRAYS, BatchIdentifier, load_identifier, unpacked_folder
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 TEXTS = [
     "",
@@ -45,3 +48,49 @@ def test_a_damaged_unpacked_model_falls_back_to_py3langid(tmp_path: Path) -> Non
     (unpacked_folder(tmp_path) / "ptc.npy").write_bytes(b"not an array")
     identifier = load_identifier(tmp_path)
     assert identifier.classify(TEXTS[3]) == py3langid.classify(TEXTS[3])
+
+
+def _many_texts() -> list[str]:
+    """Texts of every kind the identifier meets: whole documents, paragraphs, questions,
+    other scripts, shouting, digits only, empty, one letter, text cut inside a word."""
+    rng = random.Random(7)
+    seed = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+    paragraphs = [p for p in seed.split("\n\n") if p.strip()]
+    words = seed.split() + " ".join(TEXTS).split()
+    made = [" ".join(rng.choices(words, k=rng.randint(1, 60))) for _ in range(300)]
+    cut = [p[: rng.randint(1, len(p))] for p in paragraphs]
+    return (
+        TEXTS
+        + [seed[:1000]]
+        + paragraphs
+        + cut
+        + made
+        + [t.upper() for t in made[:30]]
+        + [
+            "x",
+            "ÄÖÜ",
+            "   ",
+            "🙂 🙂",
+            "Ünïcödé ñ " * 40,
+        ]
+    )
+
+
+def test_many_texts_at_once_get_the_answers_py3langid_gives_each(tmp_path: Path) -> None:
+    identifier = load_identifier(tmp_path)
+    texts = _many_texts()
+    expected = [identifier.classify(t)[0] for t in texts]
+    assert len(set(expected)) > 5  # many languages, not one answer for everything
+    batch = BatchIdentifier(identifier)
+    assert batch.classify_many(texts) == expected
+    assert batch.classify_many(texts[::-1]) == expected[::-1]  # order is kept
+    assert batch.classify_many(texts[:1]) == expected[:1] and batch.classify_many([]) == []
+
+
+def test_an_identifier_the_walk_does_not_know_is_asked_one_text_at_a_time() -> None:
+    normalising = py3langid.langid.LanguageIdentifier.from_model_file(
+        py3langid.langid.MODEL_FILE, norm_probs=True
+    )
+    texts = TEXTS[2:8]
+    batch = BatchIdentifier(normalising)
+    assert batch.classify_many(texts) == [normalising.classify(t)[0] for t in texts]
