@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,21 @@ from indexer.model.embedder import HashingEmbedder
 from indexer.service import SearchService
 from indexer.settings import Settings
 from tests.helpers import ENGLISH, GERMAN
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_is_heard() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here and in the processes the tests start, however the
+    run was started. A shell starts a background job (`make check &`, `nohup ... &`) with SIGINT
+    ignored, Python then installs no handler, and children inherit the ignoring: the Ctrl-C tests
+    failed, or skipped as "finished before Ctrl-C arrived". A handler, unlike ignoring, is reset
+    to the default in a child, where Python installs its own again."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True)
