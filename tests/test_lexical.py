@@ -287,3 +287,37 @@ def test_pruned_matches_hold_every_sentence_that_can_rank_with_its_exact_score(
             assert np.isin(wanted, g.rows).all()
         pruned += sum(len(g.rows) for g in got) < len(candidates)
     assert pruned >= 50  # the pruning was exercised (67 of 300 here), not only the fallback
+
+
+def _counted_row_by_row(analysed: list[list[str]]) -> Postings:
+    """Postings.build as it was written first: a Counter per row (the oracle)."""
+    from collections import Counter
+
+    from indexer.lexical import EMPTY, term_key
+
+    keys, rows, counts = [], [], []
+    lengths = np.empty(len(analysed), dtype=np.int32)
+    for row, terms in enumerate(analysed):
+        counted = Counter(terms or [EMPTY])
+        lengths[row] = sum(counted.values())
+        for term, count in counted.items():
+            keys.append(term_key(term))
+            rows.append(row)
+            counts.append(count)
+    return Postings._from_triples(
+        np.array(keys, dtype=np.uint64),
+        np.array(rows, dtype=np.int32),
+        np.array(counts, dtype=np.int32),
+        lengths,
+    )
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 500])
+def test_postings_are_built_as_counting_each_row_builds_them(rows: int) -> None:
+    rng = random.Random(rows)
+    words = [f"w{i}" for i in range(40)]
+    analysed = [rng.choices(words, k=rng.choice([0, 1, 3, 12, 30])) for _ in range(rows)]
+    built, expected = Postings.build(analysed), _counted_row_by_row(analysed)
+    for field in ("terms", "starts", "rows", "counts", "lengths"):
+        np.testing.assert_array_equal(getattr(built, field), getattr(expected, field))
+        assert getattr(built, field).dtype == getattr(expected, field).dtype
