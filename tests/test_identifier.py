@@ -85,6 +85,8 @@ def test_many_texts_at_once_get_the_answers_py3langid_gives_each(tmp_path: Path)
     assert batch.classify_many(texts) == expected
     assert batch.classify_many(texts[::-1]) == expected[::-1]  # order is kept
     assert batch.classify_many(texts[:1]) == expected[:1] and batch.classify_many([]) == []
+    nothing = ["", ""]  # the longest text has no bytes: nothing to walk at all
+    assert batch.classify_many(nothing) == [identifier.classify(t)[0] for t in nothing]
 
 
 def test_an_identifier_the_walk_does_not_know_is_asked_one_text_at_a_time() -> None:
