@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import py3langid
@@ -81,7 +83,7 @@ def test_many_texts_at_once_get_the_answers_py3langid_gives_each(tmp_path: Path)
     texts = _many_texts()
     expected = [identifier.classify(t)[0] for t in texts]
     assert len(set(expected)) > 5  # many languages, not one answer for everything
-    batch = BatchIdentifier(identifier)
+    batch = BatchIdentifier(identifier, fewest=2)  # even two texts are walked together
     assert batch.classify_many(texts) == expected
     assert batch.classify_many(texts[::-1]) == expected[::-1]  # order is kept
     assert batch.classify_many(texts[:1]) == expected[:1] and batch.classify_many([]) == []
@@ -96,3 +98,19 @@ def test_an_identifier_the_walk_does_not_know_is_asked_one_text_at_a_time() -> N
     texts = TEXTS[2:8]
     batch = BatchIdentifier(normalising)
     assert batch.classify_many(texts) == [normalising.classify(t)[0] for t in texts]
+
+
+def test_a_few_texts_are_classified_without_loading_scipy(tmp_path: Path) -> None:
+    """A one-document write classifies a few paragraphs: not worth importing scipy for."""
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from indexer.identifier import BatchIdentifier, load_identifier\n"
+        "batch = BatchIdentifier(load_identifier(Path(sys.argv[1])))\n"
+        "print(batch.classify_many(['Der Rhein fließt durch Köln.', 'The river is long.']))\n"
+        "print('scipy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[:2] == ["['de', 'en']", "False"]
