@@ -10,8 +10,14 @@ embedded as questions. Each graph is built from the stored vectors; recall@10 ag
 counts a hit when its score reaches the 10th exact score (ties are not misses). The questions are
 split in two halves: choose on ``choose``, report ``report``, which you did not look at.
 
-The run in the README used manual pages (Debian's ``manpages-de`` and ``manpages``, rendered with
-``groff -Tutf8``, paragraphs joined): 370 pages indexed (22,059 sentences), 142 others asked::
+The run in the README used manual pages: Debian's ``manpages-de`` and ``manpages`` (``apt-get
+download``, ``dpkg-deb -x``), each page rendered as
+``zcat PAGE.gz | preconv -e utf-8 | groff -mandoc -Tutf8 -P-cbou -rLL=2000n -rHY=0``, its lines
+joined into paragraphs (blank lines between), runs of spaces collapsed, the header and footer
+lines dropped, and saved as ``NAME.de.txt`` or ``NAME.en.txt``. Every tenth page (in the order of
+``ls`` over the German, then the English ones) was kept apart for questions (142 pages); of the
+others, pages under 60 KB were taken in a shuffled order (``random.Random(3)``) until 2.6 MB of
+text: 370 pages, 22,059 sentences::
 
     FINDLING_INDEX_DIR=/tmp/man-index FINDLING_ANN_THRESHOLD=0 findling index /tmp/man/pages
     python -m bench.graphs --index /tmp/man-index --questions /tmp/man/questions
