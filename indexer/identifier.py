@@ -168,11 +168,11 @@ class BatchIdentifier:
         found = self._features(texts)
         text, step = np.nonzero(found.T >= 0)
         # how often each text reaches each feature (py3langid's visit_counts)
-        width = len(identifier.nb_ptc)
+        every = len(identifier.nb_ptc)  # features the model knows
         pairs, counts = np.unique(
-            text * width + found[step, text].astype(np.int64), return_counts=True
+            text * every + found[step, text].astype(np.int64), return_counts=True
         )
-        rows, features = np.divmod(pairs, width)
+        rows, features = np.divmod(pairs, every)
         used, columns = np.unique(features, return_inverse=True)
         visits = csr_matrix(
             (np.log1p(counts.astype(np.float32)), (rows, columns)), shape=(len(texts), len(used))
@@ -208,7 +208,8 @@ class BatchIdentifier:
 
 
 def _walkable(identifier: Any) -> bool:
-    needed = ("_encode", "_sparse_score", "_rowbase", "_alias_pairs", "tk_nextmove", "tk_output")
+    # what the walk and the scoring read (not _sparse_score: the scores are summed here)
+    needed = ("_encode", "_rowbase", "_alias_pairs", "tk_nextmove", "tk_output", "nb_ptc", "nb_pc")
     return (
         all(hasattr(identifier, name) for name in needed)
         and getattr(identifier, "_norm_probs", True) is False
