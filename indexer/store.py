@@ -3,6 +3,8 @@
 Small segments are searched exactly over a memory-mapped ``vectors.npy``. A segment with at
 least ``ann_threshold`` vectors also gets an HNSW graph (FAISS), opened memory-mapped so that
 opening costs nothing and the vectors are held once: the graph's own storage is the vectors.
+A graph's links are built over fp16 copies of the vectors (see :func:`insert`); what it
+stores, searches and scores with are the fp32 vectors.
 With ``quantize="sq8"`` the graph holds 8-bit codes (a quarter of the memory) and the best
 candidates are re-scored exactly from the fp32 vectors on disk.
 """
@@ -71,10 +73,11 @@ def write_store(
             faiss.METRIC_INNER_PRODUCT,
         )
         graph.train(vectors)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        graph.add(vectors)
     else:
         graph = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    graph.add(vectors)
+        insert(graph, vectors)
     faiss.write_index(graph, str(folder / GRAPH))
     if quantize == "sq8":  # the exact vectors, for re-scoring; the graph holds only codes
         np.save(folder / VECTORS, vectors, allow_pickle=False)
@@ -89,10 +92,45 @@ def grow_store(folder: Path, graph_file: Path, vectors: np.ndarray) -> tuple[str
     import faiss
 
     graph: Any = faiss.read_index(str(graph_file))
-    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    insert(graph, np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(graph, str(folder / GRAPH))
     return f"hnsw{HNSW_M}", [GRAPH]
+
+
+def insert(graph: Any, vectors: np.ndarray, ef_construction: int = HNSW_EF_CONSTRUCTION) -> None:
+    """Insert ``vectors`` into the fp32 HNSW graph ``graph`` (a FAISS IndexHNSWFlat) after its
+    own, linking them over fp16 copies of all its vectors. An insertion is a graph search
+    whose time goes to reading vectors; at half the bytes, growing a graph to a million
+    hashing vectors in five steps took 322 s instead of 397 on two cores, and 22,059
+    real-model vectors took a third less CPU (``bench.graphs``) for the same recall@10. The
+    graph then stores the fp32 vectors and is searched with them as if built over them: the
+    same file format, read by any version."""
+    import faiss
+
+    half: Any = faiss.IndexHNSWSQ(
+        graph.d,
+        faiss.ScalarQuantizer.QT_fp16,  # type: ignore[arg-type]  # the stubs want an object
+        HNSW_M,  # (replaced with the graph's own next, its M included)
+        faiss.METRIC_INNER_PRODUCT,
+    )
+    half.hnsw = graph.hnsw  # all of the graph (links, levels), copied: FAISS holds it by value
+    half.hnsw.efConstruction = ef_construction
+    if graph.ntotal:
+        half.storage.add(_stored(graph))
+        half.ntotal = graph.ntotal
+    half.add(vectors)
+    graph.hnsw = half.hnsw
+    faiss.downcast_index(graph.storage).add(vectors)
+    graph.ntotal = half.ntotal
+
+
+def _stored(graph: Any) -> np.ndarray:
+    """The fp32 vectors an IndexHNSWFlat stores, as a view (no copy)."""
+    import faiss
+
+    storage: Any = faiss.downcast_index(graph.storage)
+    pointer = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
+    return np.asarray(pointer).reshape(storage.ntotal, storage.d)
 
 
 class VectorStore:
@@ -113,13 +151,9 @@ class VectorStore:
                 return cls(kind, mapped(folder / VECTORS))
             graph: Any = faiss.read_index(str(folder / GRAPH), faiss.IO_FLAG_MMAP_IFC)
             graph.hnsw.efSearch = HNSW_EF_SEARCH
-            if kind.endswith("-sq8"):
-                vectors = mapped(folder / VECTORS)
-            else:
-                # the graph's storage is the vectors: a view, not a second copy in memory
-                storage: Any = faiss.downcast_index(graph.storage)
-                pointer = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
-                vectors = np.asarray(pointer).reshape(storage.ntotal, storage.d)
+            # sq8: the fp32 vectors beside the codes; else the graph's storage is the vectors
+            # (a view, not a second copy in memory)
+            vectors = mapped(folder / VECTORS) if kind.endswith("-sq8") else _stored(graph)
         except FileNotFoundError:
             raise  # pruned meanwhile: the reader reads CURRENT again
         except (OSError, ValueError, RuntimeError) as exc:
