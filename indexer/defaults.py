@@ -49,7 +49,8 @@ SEGMENT_SENTENCES = 200_000
 # a large run grows one graph segment up to this many sentences instead of starting a graph per
 # segment: each later segment's vectors are inserted into the graph of the one before (the same
 # insertions, one graph to search: at a million sentences one HNSW graph answers in about half
-# the time of five); its graph is held whole in memory meanwhile (about 1.8 GB at a million)
+# the time of five); its graph is held whole in memory meanwhile (about 1.8 GB at a million, and
+# an fp16 copy of its vectors while inserting: `findling index` of a million peaked at 5.8 GB)
 GRAPH_SENTENCES = 1_000_000
 # how long a write waits for another process holding the collection's writer lock
 WRITE_WAIT_SECONDS = 30.0
