@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import get_args
+from typing import NamedTuple, get_args
 
 import numpy as np
 
@@ -127,10 +127,10 @@ def calibration() -> Calibration | None:
     )
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):
     """A candidate sentence (its address in a snapshot) with its final score and the two
-    legs' contributions."""
+    legs' contributions. (A named tuple: every candidate of a query gets one, and a frozen
+    dataclass took 2.5 times as long to make, 0.14 ms of a shard's proposal of 165.)"""
 
     address: int
     score: float
@@ -167,16 +167,18 @@ def fuse(
         order = order[total[order] > 0]  # no shared term, no lexical match
     # Python numbers from whole arrays at once: one by one cost 0.6 ms a query at depth 50
     none = [None] * len(order)
-    return [
-        Scored(address, score, dense_score, lexical_score)
-        for address, score, dense_score, lexical_score in zip(
-            candidates[order].tolist(),
-            np.asarray(total, dtype=np.float64)[order].tolist(),
-            none if dense is None else np.asarray(dense, dtype=np.float64)[order].tolist(),
-            none if lexical is None else np.asarray(lexical, dtype=np.float64)[order].tolist(),
-            strict=True,
+    return list(
+        map(
+            Scored._make,
+            zip(
+                candidates[order].tolist(),
+                np.asarray(total, dtype=np.float64)[order].tolist(),
+                none if dense is None else np.asarray(dense, dtype=np.float64)[order].tolist(),
+                none if lexical is None else np.asarray(lexical, dtype=np.float64)[order].tolist(),
+                strict=True,
+            ),
         )
-    ]
+    )
 
 
 def collapse(
