@@ -37,6 +37,7 @@ from tests.helpers import (
     random_document,
     running_server,
     stored,
+    two_blas_threads,
 )
 
 pytestmark = pytest.mark.ray
@@ -392,6 +393,18 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
     assert like.status_code == 200, like.text
     assert like.json()["results"] and like.json()["shards"]["successful"] == 3
     assert hit["document_id"] not in {r["document_id"] for r in like.json()["results"]}
+
+
+def test_the_driver_of_serve_ray_keeps_numpy_blas_on_one_thread(
+    cluster: Any, hashing_env: Settings
+) -> None:
+    """OpenBLAS's idle threads would spin on the cores the replicas need (indexer/blas.py)."""
+    from indexer.distributed.serving import ray_catalog
+
+    with two_blas_threads() as threadpoolctl:
+        ray_catalog(hashing_env, cluster.address, 1)
+        blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
 
 
 # -- lightness ----------------------------------------------------------------------------------

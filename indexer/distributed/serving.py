@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.blas import answer_on_one_thread
 from indexer.catalog import Catalog, check_name
 from indexer.defaults import DEFAULT_COLLECTION
 from indexer.model.embedder import Embedder
@@ -222,6 +223,7 @@ def ray_catalog(settings: Any, address: str, replicas: int) -> RayCatalog:
     from indexer.model.factory import make_embedder
 
     ray = connect(address)
+    answer_on_one_thread()  # this driver shares its cores with replicas (see indexer.blas)
     return RayCatalog(
         settings.index_dir,
         make_embedder(settings),
