@@ -6,8 +6,9 @@ cluster). Needs findling[ray].
    each a fresh process timed end to end, against a Ray cluster started beforehand on this
    machine with as many CPUs as it has (starting the cluster is timed apart).
 2. Queries: one sharded collection searched in one process and through shard replicas in Ray
-   actors (the path of ``findling serve --ray``), the same German and English questions: what
-   Ray adds to a query is the difference.
+   actors (the path of ``findling serve --ray``), the same German and English questions asked
+   in turns: what Ray adds to a query is the difference of the medians. Then the same with the
+   corpus indexed (on one machine) into one shard per core.
 3. Ray's own memory: the resident memory of its processes (GCS, raylet, workers, agents) while
    the replicas serve.
 """
@@ -25,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import folder_mb, percentiles, query_latencies
+from bench.common import folder_mb, percentiles
 from bench.run import EVAL, ROOT
 from bench.synthetic import write_corpus
 
@@ -69,6 +70,12 @@ def main() -> None:
             report["ray"] = _index(work / "ray", Path(corpus["folder"]), ray_run)
             report["queries"] = _queries(work / "ray" / "default", args.rounds)
             report["ray_memory_mb"] = _ray_memory()
+            if cores := os.cpu_count():
+                # the same questions with one shard per core (no replica waits for a core)
+                _index(work / "cores", Path(corpus["folder"]), ["--shards", str(cores)])
+                report["queries_one_shard_per_core"] = _queries(
+                    work / "cores" / "default", args.rounds
+                )
         finally:
             ray.shutdown()
     one, on_ray = report["one_machine"], report["ray"]
@@ -84,7 +91,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ray", description=__doc__)
     parser.add_argument("--synthetic", type=int, default=6000, help="synthetic sentences")
     parser.add_argument("--shards", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=5, help="passes over the questions")
+    parser.add_argument("--rounds", type=int, default=10, help="passes over the questions")
     parser.add_argument("--out", default=str(ROOT / "bench" / "ray.json"))
     return parser.parse_args()
 
@@ -121,9 +128,12 @@ def _index(root: Path, corpus: Path, more: list[str]) -> dict[str, Any]:
 
 
 def _queries(index_dir: Path, rounds: int) -> dict[str, Any]:
-    """The same questions in one process and through Ray shard replicas (real model)."""
+    """The same questions in one process and through Ray shard replicas (real model), asked
+    in turns (each question in one process, then through Ray) so that both see the same
+    state of the shared machine."""
     import ray
 
+    from indexer.blas import answer_on_one_thread
     from indexer.catalog import create_service
     from indexer.distributed.serving import RayShards
     from indexer.model.factory import make_embedder
@@ -131,6 +141,7 @@ def _queries(index_dir: Path, rounds: int) -> dict[str, Any]:
     from indexer.scatter import ShardedService
     from indexer.settings import Settings
 
+    answer_on_one_thread()  # as the driver of `findling serve --ray` does; both paths run here
     settings = Settings(index_dir=index_dir.parent)
     local = create_service(settings)
     local.load()
@@ -141,14 +152,21 @@ def _queries(index_dir: Path, rounds: int) -> dict[str, Any]:
         RayShards(ray, index_dir, 1),
     )
     served.load()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"shards": len(served.view().shards or [])}
+    services = {"one_process": local, "ray_replicas": served}
     for mode in ("hybrid", "dense", "bm25"):
-        for name, service in (("one_process", local), ("ray_replicas", served)):
-
-            def ask(question: str, service: Any = service, mode: str = mode) -> Any:
-                return service.search(question, 5, mode)
-
-            results[f"{name}_{mode}"] = percentiles(query_latencies(ask, QUESTIONS, rounds))
+        samples: dict[str, list[float]] = {name: [] for name in services}
+        for question in QUESTIONS:  # warm-up
+            for service in services.values():
+                service.search(question, 5, mode)
+        for _ in range(rounds):
+            for question in QUESTIONS:
+                for name, service in services.items():
+                    started = time.perf_counter()
+                    service.search(question, 5, mode)
+                    samples[name].append((time.perf_counter() - started) * 1000)
+        for name, times in samples.items():
+            results[f"{name}_{mode}"] = percentiles(times)
         one, on_ray = results[f"one_process_{mode}"], results[f"ray_replicas_{mode}"]
         results[f"ray_adds_{mode}_p50_ms"] = round(on_ray["p50_ms"] - one["p50_ms"], 2)
     return results
