@@ -278,8 +278,8 @@ def _best_of_each_rank(results: list[Hit]) -> list[Hit]:
 def two_blas_threads() -> Iterator[Any]:
     """numpy's BLAS on two threads, as a fresh process on two cores has it, then as before;
     gives the threadpoolctl module. threadpoolctl lets only one thread change OpenBLAS's
-    threads (the first that does): this one hands that over to the server's thread under
-    test (a server's lifespan runs in its main thread, a TestClient's in a thread of its own)."""
+    threads (the first that does): this one gives that up again after setting them, so that
+    the code under test may set them from whichever thread it runs in."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     owner = threadpoolctl.OpenBLASController
     limiter = threadpoolctl.threadpool_limits(limits=2, user_api="blas")
