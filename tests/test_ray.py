@@ -395,6 +395,28 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
     assert hit["document_id"] not in {r["document_id"] for r in like.json()["results"]}
 
 
+def test_more_replicas_than_cpus_are_served_with_a_warning(
+    cluster: Any, served_collection: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """3 shards on the cluster's 3 CPUs: quiet with one replica each, a warning with two."""
+    import shutil
+
+    import ray
+
+    own = tmp_path / "crowded"  # its own replicas' names (they are named by the collection)
+    shutil.copytree(served_collection / "default", own)
+    for replicas, warned in ((1, False), (2, True)):
+        caplog.clear()
+        service = _served(own, replicas)
+        with caplog.at_level("WARNING", logger="indexer.distributed.serving"):
+            service.load()
+        assert ("replicas wait for a core" in caplog.text) == warned, caplog.text
+        assert service.search("Rhein", k=1).results
+    for handles in service.shards._actors.values():  # type: ignore[attr-defined]
+        for handle in handles:
+            ray.kill(handle)
+
+
 def test_the_driver_of_serve_ray_keeps_numpy_blas_on_one_thread(
     cluster: Any, hashing_env: Settings
 ) -> None:
