@@ -152,7 +152,7 @@ def _queries(index_dir: Path, rounds: int) -> dict[str, Any]:
         RayShards(ray, index_dir, 1),
     )
     served.load()
-    results: dict[str, Any] = {"shards": len(served.view().shards or [])}
+    results: dict[str, Any] = {"shards": len(served.view().shards)}
     services = {"one_process": local, "ray_replicas": served}
     for mode in ("hybrid", "dense", "bm25"):
         samples: dict[str, list[float]] = {name: [] for name in services}

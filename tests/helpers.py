@@ -272,23 +272,3 @@ def assert_same_hits(ours: list[Hit], theirs: list[Hit], asked: Any, **selection
 def _best_of_each_rank(results: list[Hit]) -> list[Hit]:
     """The first (best) hit of each rank: with group="document", each document's best."""
     return list({r.rank: r for r in reversed(results)}.values())[::-1]
-
-
-@contextmanager
-def two_blas_threads() -> Iterator[Any]:
-    """numpy's BLAS on two threads, as a fresh process on two cores has it, then as before;
-    gives the threadpoolctl module. threadpoolctl lets only one thread change OpenBLAS's
-    threads (the first that does): this one gives that up again after setting them, so that
-    the code under test may set them from whichever thread it runs in."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    owner = threadpoolctl.OpenBLASController
-    limiter = threadpoolctl.threadpool_limits(limits=2, user_api="blas")
-    owner.clear_controlling_thread(force=True)
-    try:
-        if max((i["num_threads"] for i in threadpoolctl.threadpool_info()), default=1) < 2:
-            pytest.skip("this machine's BLAS runs one thread anyway")
-        yield threadpoolctl
-    finally:
-        owner.clear_controlling_thread(force=True)
-        limiter.restore_original_limits()
-        owner.clear_controlling_thread(force=True)
