@@ -334,9 +334,11 @@ def _load(url: str, seconds: float, clients: int = 4) -> list[tuple[float, int, 
 
 
 def _kill_replica(name: str) -> None:
+    """SIGKILL the replica ``name`` of the one server running (its name ends @server-tag)."""
     import ray
 
-    replica: Any = ray.get_actor(name, namespace="findling")
+    [named] = [n for n in ray.util.list_named_actors() if n.startswith(f"{name}@")]
+    replica: Any = ray.get_actor(named, namespace="findling")
     pid: Any = ray.get(replica.ping.remote())
     os.kill(int(pid), signal.SIGKILL)
 
@@ -395,22 +397,45 @@ def test_a_replica_killed_under_load(cluster: Any, served_collection: Path, repl
 
 
 def test_more_replicas_than_cpus_are_served_with_a_warning(
-    cluster: Any, served_collection: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cluster: Any, served_collection: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """3 shards on the cluster's 3 CPUs: quiet with one replica each, a warning with two."""
-    import shutil
-
-    import ray
-
-    own = tmp_path / "crowded"  # its own replicas' names (they are named by the collection)
-    shutil.copytree(served_collection / "default", own)
     for replicas, warned in ((1, False), (2, True)):
         caplog.clear()
-        service = _served(own, replicas)
+        service = _served(served_collection / "default", replicas)
         with caplog.at_level("WARNING", logger="indexer.distributed.serving"):
             service.load()
         assert ("replicas wait for a core" in caplog.text) == warned, caplog.text
         assert service.search("Rhein", k=1).results
+        _stop(service)
+
+
+def test_collections_of_one_name_in_two_roots_keep_their_own_replicas(
+    cluster: Any, served_collection: Path, tmp_path: Path
+) -> None:
+    """Replicas are named by collection and shard; a second server of another "default" (or
+    a restart of one) must start its own, not search the first one's folder."""
+    corpus = _write_corpus(tmp_path / "corpus", 30, seed=5)
+    other = create_service(_settings(tmp_path / "index"))
+    other.build([corpus], shards=3)
+    first = _served(served_collection / "default")
+    second = _served(tmp_path / "index" / "default")
+    once = _one_machine(tmp_path / "once", corpus)
+    try:
+        first.load()
+        rng = random.Random(5)
+        for _ in range(20):
+            query = " ".join(rng.choices(WORDS_DE + WORDS_EN, k=2))
+            assert_same_results(second, once, query, "hybrid", {})
+        assert first.search("Rhein").results != second.search("Rhein").results
+    finally:
+        _stop(first)
+        _stop(second)
+
+
+def _stop(service: SearchService) -> None:
+    import ray
+
     for handles in service.shards._actors.values():  # type: ignore[attr-defined]
         for handle in handles:
             ray.kill(handle)

@@ -20,6 +20,7 @@ import os
 import pickle
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,9 @@ class RayShards:
         self.ray = ray
         self.index_dir = index_dir
         self.replicas = replicas
+        # replicas are named for `ray list actors`, and uniquely: a second server of a
+        # collection of the same name (another root, or a restart) must start its own
+        self.tag = uuid.uuid4().hex[:8]
         self._actors: dict[str, list[Any]] = {}
         self._turn: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -116,8 +120,7 @@ class RayShards:
                 actor = self.ray.remote(ShardReplica)
                 self._actors[shard] = [
                     actor.options(
-                        name=f"{self.index_dir.name}/{shard}/replica-{number}",
-                        get_if_exists=True,
+                        name=f"{self.index_dir.name}/{shard}/replica-{number}@{self.tag}",
                         num_cpus=0,  # readers wait on disk and the network more than compute
                         max_restarts=-1,
                         max_task_retries=0,  # this class retries on another replica instead
