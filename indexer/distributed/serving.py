@@ -4,8 +4,10 @@ The HTTP server is the one of ``findling serve``: the same FastAPI app, routes, 
 metrics, in this process (the driver), which also embeds every question, once. What differs is
 its catalog: a sharded collection is searched by shard readers (scatter.ShardReader) in Ray
 actors, R replicas of each shard spread over the cluster's nodes, each reading its shard from
-the filesystem the index lives on. The driver reads only manifests and merges exactly
-(scatter.ShardedSearch); an unsharded collection is searched in the driver as usual.
+the filesystem the index lives on. Ray starts, restarts and addresses the replicas; a search's
+questions and answers go over direct lines to them (indexer.distributed.lines). The driver
+reads only manifests and merges exactly (scatter.ShardedSearch); an unsharded collection is
+searched in the driver as usual.
 
 A replica that dies is restarted by Ray (a replica is a server: without limit). A request whose
 replica fails goes to the shard's next replica; when a shard has no live replica left the search
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,15 @@ import numpy as np
 from indexer.blas import answer_on_one_thread
 from indexer.catalog import Catalog, check_name
 from indexer.defaults import DEFAULT_COLLECTION
+from indexer.distributed.lines import (
+    START_SECONDS,
+    Address,
+    Line,
+    Switchboard,
+    new_key,
+    packed,
+    unpacked,
+)
 from indexer.model.embedder import Embedder
 from indexer.options import SearchOptions
 from indexer.ranking import Scored
@@ -40,49 +51,33 @@ from indexer.service import SearchService
 log = logging.getLogger(__name__)
 
 ROUND_SECONDS = 10.0  # a round of a search waits this long for a shard's replicas at most
-START_SECONDS = 120.0  # replicas have this long to start (a node may be busy)
 
 
-def packed(value: Any) -> bytes:
-    """A query or proposal as one buffer for the trip between driver and replica.
-
-    Ray pickles arguments and results too, but hands each numpy array of a dataclass to its
-    object store apart: a proposal (a dozen small arrays, about 15 KB) took 4.3 ms there and
-    back, as one pickled buffer 1.1 ms. Both ends are findling's own processes.
-    """
-    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpacked(buffer: bytes) -> Any:
-    return pickle.loads(buffer)  # our own replica's answer or driver's query (see packed)
+ANSWERED_HERE = frozenset({"propose", "hits", "like", "document", "listing"})  # ShardReader's
 
 
 class ShardReplica:
-    """A Ray actor: one replica of one shard (see scatter.ShardReader)."""
+    """A Ray actor: one replica of one shard (see scatter.ShardReader). Ray starts, restarts
+    and addresses it; the driver's questions come over the lines of its switchboard."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, key: bytes) -> None:
+        import ray
+
         self.reader = ShardReader(Path(folder))
+        self.switchboard = Switchboard(ray.util.get_node_ip_address(), key, self.answer)
+
+    def address(self) -> Address:
+        """Where the replica takes the driver's lines."""
+        return self.switchboard.address
 
     def ping(self) -> int:
         """The replica's process id (it answers: it is alive)."""
         return os.getpid()
 
-    def propose(self, query: bytes) -> bytes:
-        return packed(self.reader.propose(unpacked(query)))
-
-    def hits(self, generation: str, wanted: list[tuple[int, int, Scored]]) -> list[Hit]:
-        return self.reader.hits(generation, wanted)
-
-    def like(
-        self, generation: str, document_id: str | None, sentence_id: int | None
-    ) -> tuple[np.ndarray, str] | None:
-        return self.reader.like(generation, document_id, sentence_id)
-
-    def document(self, generation: str, doc_id: str) -> StoredDocument | None:
-        return self.reader.document(generation, doc_id)
-
-    def listing(self, generation: str, offset: int, limit: int) -> list[DocumentEntry]:
-        return self.reader.listing(generation, offset, limit)
+    def answer(self, method: str, args: tuple[Any, ...]) -> Any:
+        if method not in ANSWERED_HERE:
+            raise ValueError(f"a shard replica does not answer {method!r}")
+        return getattr(self.reader, method)(*args)
 
 
 class RayShards:
@@ -95,42 +90,56 @@ class RayShards:
         # replicas are named for `ray list actors`, and uniquely: a second server of a
         # collection of the same name (another root, or a restart) must start its own
         self.tag = uuid.uuid4().hex[:8]
-        self._actors: dict[str, list[Any]] = {}
+        self._key = new_key()
+        self._lines: dict[str, list[Line]] = {}
         self._turn: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    @property
+    def _actors(self) -> dict[str, list[Any]]:
+        """The replicas' actor handles by shard."""
+        with self._lock:
+            return {shard: [line.handle for line in lines] for shard, lines in self._lines.items()}
+
     def start(self, shards: Sequence[str]) -> None:
         """Start the replicas of ``shards`` now and wait until each answers."""
-        handles = [h for shard in shards for h in self._replicas(shard)]
-        self.ray.get([h.ping.remote() for h in handles], timeout=START_SECONDS)
+        lines = [line for shard in shards for line in self._replicas(shard)]
+        addresses = self.ray.get(
+            [line.handle.address.remote() for line in lines], timeout=START_SECONDS
+        )
+        for line, address in zip(lines, addresses, strict=True):
+            line.reached(address)
         cpus = int(self.ray.cluster_resources().get("CPU", 0))
-        if len(handles) > cpus:
+        if len(lines) > cpus:
             # measured: 3 replicas on 2 cores add 6.6 ms to a search, 2 add 3.9 (bench.ray)
             log.warning(
                 "%d shard replicas of %s on a cluster of %d CPUs: replicas wait for a core, "
                 "which slows every search; serve fewer shards or replicas, or add nodes",
-                len(handles),
+                len(lines),
                 self.index_dir.name,
                 cpus,
             )
 
-    def _replicas(self, shard: str) -> list[Any]:
+    def _replicas(self, shard: str) -> list[Line]:
         with self._lock:
-            if shard not in self._actors:
+            if shard not in self._lines:
                 actor = self.ray.remote(ShardReplica)
-                self._actors[shard] = [
-                    actor.options(
-                        name=f"{self.index_dir.name}/{shard}/replica-{number}@{self.tag}",
-                        num_cpus=0,  # readers wait on disk and the network more than compute
-                        max_restarts=-1,
-                        max_task_retries=0,  # this class retries on another replica instead
-                        max_concurrency=8,
-                        scheduling_strategy="SPREAD",  # replicas of a shard on other nodes
-                    ).remote(str(self.index_dir / shard))
+                self._lines[shard] = [
+                    Line(
+                        self.ray,
+                        actor.options(
+                            name=f"{self.index_dir.name}/{shard}/replica-{number}@{self.tag}",
+                            num_cpus=0,  # readers wait on disk and the network more than compute
+                            max_restarts=-1,
+                            max_task_retries=0,  # this class retries on another replica instead
+                            scheduling_strategy="SPREAD",  # replicas of a shard on other nodes
+                        ).remote(str(self.index_dir / shard), self._key),
+                        self._key,
+                    )
                     for number in range(self.replicas)
                 ]
                 self._turn[shard] = 0
-            return self._actors[shard]
+            return self._lines[shard]
 
     def _first(self, shard: str) -> int:
         """The replica a shard's next request goes to first (round robin)."""
@@ -139,8 +148,7 @@ class RayShards:
             return self._turn[shard]
 
     def propose(self, requests: Mapping[str, ShardQuery]) -> tuple[dict[str, Proposal], list[str]]:
-        answers, failed = self._round("propose", {s: (packed(q),) for s, q in requests.items()})
-        return {s: unpacked(a) for s, a in answers.items()}, failed
+        return self._round("propose", {s: (q,) for s, q in requests.items()})
 
     def hits(
         self, requests: Mapping[str, tuple[str, list[tuple[int, int, Scored]]]]
@@ -165,45 +173,57 @@ class RayShards:
     def _round(
         self, method: str, requests: Mapping[str, tuple[Any, ...]]
     ) -> tuple[dict[str, Any], list[str]]:
-        """Ask every shard at once, each on its next replica; a replica that is gone passes
-        the question to the shard's next one. Shards none of whose replicas answered within
-        ROUND_SECONDS are returned as failed."""
-        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
-
+        """Ask every shard at once, each on its next replica; a replica that is gone (or out
+        while Ray restarts it) passes the question to the shard's next one. Shards none of
+        whose replicas answered within ROUND_SECONDS are returned as failed."""
         answers: dict[str, Any] = {}
+        failed: list[str] = []
         tries = dict.fromkeys(requests, 0)
         first = {shard: (self._replicas(shard), self._first(shard))[1] for shard in requests}
-        pending: dict[Any, str] = {}
+        messages = {shard: packed((method, args)) for shard, args in requests.items()}
+        pending: dict[Connection, tuple[str, Line]] = {}
 
         def ask(shard: str) -> None:
-            replicas = self._replicas(shard)
-            replica = replicas[(first[shard] + tries[shard]) % len(replicas)]
-            pending[getattr(replica, method).remote(*requests[shard])] = shard
-
-        for shard in requests:
-            ask(shard)
-        failed: list[str] = []
-        deadline = time.monotonic() + ROUND_SECONDS
-        while pending:
-            left = deadline - time.monotonic()
-            ready, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=max(left, 0))
-            if not ready:
-                failed += pending.values()
-                for ref in pending:
-                    self.ray.cancel(ref, force=False)
-                break
-            for ref in ready:
-                shard = pending.pop(ref)
+            lines = self._replicas(shard)
+            while tries[shard] < len(lines):
+                line = lines[(first[shard] + tries[shard]) % len(lines)]
+                tries[shard] += 1
+                connection = line.connection()
+                if connection is None:
+                    continue
                 try:
-                    answers[shard] = self.ray.get(ref)
-                except RayTaskError as exc:  # the shard's own error (a damaged file, ...)
-                    raise exc.cause from None
-                except (RayActorError, GetTimeoutError):  # this replica is gone
-                    tries[shard] += 1
-                    if tries[shard] < self.replicas:
+                    connection.send_bytes(messages[shard])
+                except OSError:
+                    line.lost(connection)
+                    continue
+                pending[connection] = (shard, line)
+                return
+            failed.append(shard)
+
+        try:
+            for shard in requests:
+                ask(shard)
+            deadline = time.monotonic() + ROUND_SECONDS
+            while pending:
+                ready = set(wait(list(pending), timeout=max(deadline - time.monotonic(), 0)))
+                if not ready:
+                    failed += [shard for shard, _ in pending.values()]
+                    break
+                for connection in [c for c in pending if c in ready]:
+                    shard, line = pending.pop(connection)
+                    try:
+                        status, value = unpacked(connection.recv_bytes())
+                    except (OSError, EOFError):  # this replica is gone
+                        line.lost(connection)
                         ask(shard)
-                    else:
-                        failed.append(shard)
+                        continue
+                    line.done(connection)
+                    if status == "error":  # the shard's own error (a damaged file, ...)
+                        raise value
+                    answers[shard] = value
+        finally:
+            for connection in pending:  # late, or the round failed: answers would come unread
+                connection.close()
         return answers, failed
 
 
