@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from indexer.distributed.lines import Switchboard, new_key, packed, unpacked
+from indexer.distributed import lines
+from indexer.distributed.lines import LINE_ERRORS, Switchboard, dial, new_key, packed, unpacked
 from indexer.errors import IndexCorruptError
 
 
@@ -110,3 +112,23 @@ def test_a_closed_line_leaves_the_switchboard_answering(board: tuple[Switchboard
     gone.send_bytes(packed(("wait", (0.2,))))
     gone.close()  # the driver gave up on the round: the answer finds nobody
     assert ask(Client(switchboard.address, authkey=key), "echo", 5) == ("ok", (5,))
+
+
+def test_the_driver_dials_with_the_key_and_is_refused_without_it(
+    board: tuple[Switchboard, bytes],
+) -> None:
+    switchboard, key = board
+    assert ask(dial(switchboard.address, key), "echo", 6) == ("ok", (6,))
+    with pytest.raises(AuthenticationError):
+        dial(switchboard.address, new_key())
+
+
+def test_dialling_a_listener_that_never_answers_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port that accepts but never speaks (a hung or foreign process): the driver's round
+    must not wait on it for ever; the replica is then out until Ray gives its address again."""
+    monkeypatch.setattr(lines, "DIAL_SECONDS", 1)
+    with socket.create_server(("127.0.0.1", 0)) as mute:
+        started = time.monotonic()
+        with pytest.raises(LINE_ERRORS):
+            dial(mute.getsockname()[:2], new_key())
+        assert time.monotonic() - started < 5

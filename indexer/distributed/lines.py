@@ -14,13 +14,12 @@ import logging
 import pickle
 import secrets
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import (
-    Client,
     Connection,
-    Listener,
     answer_challenge,
     deliver_challenge,
 )
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 START_SECONDS = 120.0  # replicas have this long to start (a node may be busy)
+DIAL_SECONDS = 5  # to connect and pass the challenges; a node that is gone sends no reset
 LINE_ERRORS = (OSError, EOFError, AuthenticationError)  # the other end is gone or a stranger
 
 
@@ -48,11 +48,36 @@ def unpacked(buffer: bytes) -> Any:
     return pickle.loads(buffer)  # from our own driver or replica (see packed)
 
 
-def _no_delay(connection: Connection) -> None:
+def _receive_timeout(connection: Connection, seconds: int) -> None:
+    """Reads of ``connection`` fail after ``seconds`` without data (0: they wait for ever)."""
+    # at the socket, not with settimeout: Connection reads the descriptor with os.read, which a
+    # Python-level timeout (a non-blocking descriptor) would break
+    with socket.fromfd(connection.fileno(), socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, 0))
+
+
+def _tuned(sock: socket.socket) -> Connection:
+    """``sock`` as a Connection whose handshake may not hang (see _receive_timeout)."""
+    sock.setblocking(True)
     # a message over 16 KB leaves in two writes, and Nagle's algorithm would hold the second
     # back until the first is acknowledged
-    with socket.fromfd(connection.fileno(), socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection = Connection(sock.detach())
+    _receive_timeout(connection, DIAL_SECONDS)
+    return connection
+
+
+def dial(address: Address, key: bytes) -> Connection:
+    """A line to the switchboard at ``address``, both ends proven to hold ``key``."""
+    connection = _tuned(socket.create_connection(address, timeout=DIAL_SECONDS))
+    try:
+        answer_challenge(connection, key)
+        deliver_challenge(connection, key)
+    except BaseException:
+        connection.close()
+        raise
+    _receive_timeout(connection, 0)  # from here, a round's own deadline applies
+    return connection
 
 
 def _portable(exc: Exception) -> Exception:
@@ -69,8 +94,8 @@ class Switchboard:
     ``(method, args)`` with ``("ok", answer(method, args))`` or ``("error", exception)``."""
 
     def __init__(self, host: str, key: bytes, answer: Callable[[str, tuple[Any, ...]], Any]):
-        self._listener = Listener((host, 0))
-        self.address: Address = self._listener.address
+        self._listener = socket.create_server((host, 0))
+        self.address: Address = self._listener.getsockname()[:2]
         self._key = key
         self._answer = answer
         self._closed = False
@@ -84,22 +109,22 @@ class Switchboard:
     def _accept(self) -> None:
         while True:
             try:
-                connection = self._listener.accept()
+                sock, _ = self._listener.accept()
             except OSError:
                 if not self._closed:
                     log.exception("the replica's line listener failed")
                 return
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
-    def _serve(self, connection: Connection) -> None:
-        # the challenge here, not in accept: a stranger who never answers holds only this thread
-        with connection:
+    def _serve(self, sock: socket.socket) -> None:
+        # the challenge here, not in accept, and timed: a stranger holds one thread, briefly
+        with _tuned(sock) as connection:
             try:
                 deliver_challenge(connection, self._key)
                 answer_challenge(connection, self._key)
             except LINE_ERRORS:
                 return
-            _no_delay(connection)
+            _receive_timeout(connection, 0)  # the driver asks when it has a question
             while True:
                 try:
                     method, args = unpacked(connection.recv_bytes())
@@ -126,6 +151,10 @@ class Line:
         self._asked: Any = handle.address.remote()  # the replica's address on its way from Ray
         self._started = False
         self._idle: list[Connection] = []
+        # connections are of the replica's current start or of one before: only a current one
+        # that fails says the replica is gone
+        self._start = 0
+        self._started_of: dict[Connection, int] = {}
         self._lock = threading.Lock()
 
     def reached(self, address: Address) -> None:
@@ -142,14 +171,16 @@ class Line:
             if self._idle:
                 return self._idle.pop()
             address = self._address or self._learn()
+            start = self._start
         if address is None:
             return None
         try:
-            connection = Client(address, authkey=self._key)
+            connection = dial(address, self._key)
         except LINE_ERRORS:
-            self.lost()
+            self._forget(start)
             return None
-        _no_delay(connection)
+        with self._lock:
+            self._started_of[connection] = start
         return connection
 
     def _learn(self) -> Address | None:
@@ -173,12 +204,32 @@ class Line:
     def done(self, connection: Connection) -> None:
         """``connection`` answered and may carry the next message."""
         with self._lock:
-            self._idle.append(connection)
+            if self._started_of.get(connection) == self._start:
+                self._idle.append(connection)
+                return
+        self.close(connection)
 
-    def lost(self, connection: Connection | None = None) -> None:
-        """The replica is gone: its connections close, and its next address comes from Ray."""
+    def close(self, connection: Connection) -> None:
+        """``connection`` is of no more use (its round gave up on it, or its replica is gone)."""
         with self._lock:
-            idle, self._idle = self._idle, []
+            self._started_of.pop(connection, None)
+        connection.close()
+
+    def lost(self, connection: Connection) -> None:
+        """``connection`` broke: if it was to the replica's current start, the replica is
+        gone, its other connections close, and its next address comes from Ray."""
+        with self._lock:
+            start = self._started_of.get(connection)
+        self.close(connection)
+        if start is not None:
+            self._forget(start)
+
+    def _forget(self, start: int) -> None:
+        with self._lock:
+            if start != self._start:  # forgotten already, and maybe learnt again
+                return
+            self._start += 1
             self._address = None
-        for stale in [*idle, *([connection] if connection else [])]:
-            stale.close()
+            idle, self._idle = self._idle, []
+        for stale in idle:
+            self.close(stale)

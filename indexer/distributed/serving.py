@@ -222,8 +222,8 @@ class RayShards:
                         raise value
                     answers[shard] = value
         finally:
-            for connection in pending:  # late, or the round failed: answers would come unread
-                connection.close()
+            for connection, (_, line) in pending.items():  # late, or the round failed
+                line.close(connection)  # its answer would come unread
         return answers, failed
 
 
