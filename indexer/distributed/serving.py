@@ -111,7 +111,7 @@ class RayShards:
             line.reached(address)
         cpus = int(self.ray.cluster_resources().get("CPU", 0))
         if len(lines) > cpus:
-            # measured: 3 replicas on 2 cores add 6.6 ms to a search, 2 add 3.9 (bench.ray)
+            # measured: 3 replicas on 2 cores add 2.9 ms to a hybrid search, 2 add 1.8 (bench.ray)
             log.warning(
                 "%d shard replicas of %s on a cluster of %d CPUs: replicas wait for a core, "
                 "which slows every search; serve fewer shards or replicas, or add nodes",
