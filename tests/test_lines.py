@@ -132,3 +132,17 @@ def test_dialling_a_listener_that_never_answers_gives_up(monkeypatch: pytest.Mon
         with pytest.raises(LINE_ERRORS):
             dial(mute.getsockname()[:2], new_key())
         assert time.monotonic() - started < 5
+
+
+def test_a_node_with_an_ipv6_address_takes_lines_too() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    key = new_key()
+    try:
+        switchboard = Switchboard("::1", key, answer)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        assert ask(dial(switchboard.address, key), "echo", 7) == ("ok", (7,))
+    finally:
+        switchboard.close()

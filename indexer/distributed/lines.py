@@ -94,7 +94,8 @@ class Switchboard:
     ``(method, args)`` with ``("ok", answer(method, args))`` or ``("error", exception)``."""
 
     def __init__(self, host: str, key: bytes, answer: Callable[[str, tuple[Any, ...]], Any]):
-        self._listener = socket.create_server((host, 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # a node's address is either
+        self._listener = socket.create_server((host, 0), family=family)
         self.address: Address = self._listener.getsockname()[:2]
         self._key = key
         self._answer = answer
