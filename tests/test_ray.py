@@ -436,9 +436,9 @@ def test_collections_of_one_name_in_two_roots_keep_their_own_replicas(
 def _stop(service: SearchService) -> None:
     import ray
 
-    for handles in service.shards._actors.values():  # type: ignore[attr-defined]
-        for handle in handles:
-            ray.kill(handle)
+    for lines in service.shards._lines.values():  # type: ignore[attr-defined]
+        for line in lines:
+            ray.kill(line.handle)
 
 
 def test_the_driver_of_serve_ray_keeps_numpy_blas_on_one_thread(

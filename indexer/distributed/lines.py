@@ -149,8 +149,8 @@ class Line:
         self.handle = handle
         self._key = key
         self._address: Address | None = None
-        self._asked: Any = handle.address.remote()  # the replica's address on its way from Ray
-        self._started = False
+        self._asked: Any = None  # the replica's address on its way from Ray
+        self._ever_reached = False
         self._idle: list[Connection] = []
         # connections are of the replica's current start or of one before: only a current one
         # that fails says the replica is gone
@@ -163,7 +163,7 @@ class Line:
         with self._lock:
             self._address = address
             self._asked = None
-            self._started = True
+            self._ever_reached = True
 
     def connection(self) -> Connection | None:
         """A connection to the replica for one message and its answer; None while the
@@ -191,8 +191,8 @@ class Line:
 
         if self._asked is None:
             self._asked = self.handle.address.remote()
-        ready, _ = self.ray.wait([self._asked], timeout=0 if self._started else START_SECONDS)
-        self._started = True
+        ready, _ = self.ray.wait([self._asked], timeout=0 if self._ever_reached else START_SECONDS)
+        self._ever_reached = True
         if not ready:
             return None
         self._asked = None

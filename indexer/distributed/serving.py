@@ -95,12 +95,6 @@ class RayShards:
         self._turn: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    @property
-    def _actors(self) -> dict[str, list[Any]]:
-        """The replicas' actor handles by shard."""
-        with self._lock:
-            return {shard: [line.handle for line in lines] for shard, lines in self._lines.items()}
-
     def start(self, shards: Sequence[str]) -> None:
         """Start the replicas of ``shards`` now and wait until each answers."""
         lines = [line for shard in shards for line in self._replicas(shard)]
